@@ -1,0 +1,2 @@
+//! Criterion benches of the protocol parsers (being written).
+fn main() {}

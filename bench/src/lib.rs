@@ -1,0 +1,1 @@
+//! ringbox-bench: shared fixtures for the criterion benches and the load harness.

@@ -1,0 +1,2 @@
+//! `ringbox`: the daemon binary (being written).
+fn main() {}

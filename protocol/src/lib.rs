@@ -1,0 +1,31 @@
+//! `ringbox-protocol`: the sans-IO half of ringbox.
+//!
+//! This crate knows bytes and grammars and nothing else: no sockets, no files, no
+//! async runtime, no clock (time is always passed in). Every parser is incremental
+//! (feed bytes, get `Partial`/`NeedMore` or an event), bounded by an explicit
+//! [`Limits`], and returns a typed error that knows the HTTP status it maps to
+//! ([`HttpError::status`]). The daemon (`ringbox`) drives these state machines from
+//! its monoio workers; the fuzz targets and criterion benches drive them directly.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`head`] | HTTP/1.x request heads on `httparse`, body framing (RFC 9112 §6) |
+//! | [`chunked`] | push decoder for `Transfer-Encoding: chunked` bodies and trailers |
+//! | [`range`] | `Range: bytes=` parsing and resolution, `If-Range`, `multipart/byteranges` |
+//! | [`conditional`] | ETag lists, HTTP-dates, RFC 9110 §13.2.2 evaluation order |
+//! | [`multipart`] | streaming `multipart/form-data` parser (RFC 7578 / 2046) |
+//! | [`response`] | response heads, cached `Date`, RFC 6266 `Content-Disposition` |
+//! | [`websocket`] | RFC 6455 handshake and frame codec |
+
+pub mod chunked;
+pub mod conditional;
+pub mod error;
+pub mod head;
+pub mod limits;
+pub mod multipart;
+pub mod range;
+pub mod response;
+pub mod websocket;
+
+pub use error::HttpError;
+pub use limits::Limits;

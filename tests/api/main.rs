@@ -1,0 +1,1 @@
+//! Integration suite: starts the real daemon and drives it over sockets.
