@@ -29,3 +29,9 @@ pub mod websocket;
 
 pub use error::HttpError;
 pub use limits::Limits;
+
+/// Property checks shared by the cargo-fuzz targets and the stable corpus-replay test
+/// (`protocol/tests/corpus.rs`): each takes arbitrary bytes and panics only when a
+/// property of the parser is violated. Not part of the supported API.
+#[doc(hidden)]
+pub mod props;

@@ -1,2 +1,0 @@
-//! Criterion benches of the protocol parsers (being written).
-fn main() {}
