@@ -1,0 +1,30 @@
+//! The JSON shape of an object in the native API.
+
+use serde_json::{json, Map, Value};
+
+use crate::store::{Kind, ObjectRecord, State};
+use crate::util::{hex, time::rfc3339_ms};
+
+/// `{"id","kind","name","namespace","mime_type","size","sha256","state","created_at",
+/// "updated_at","tags","metadata"}`, plus `"content"` for text objects.
+pub fn object_json(r: &ObjectRecord) -> Value {
+    let metadata: Value = serde_json::from_str(&r.metadata_json).unwrap_or_else(|_| Value::Object(Map::new()));
+    let mut v = json!({
+        "id": r.id.to_string(),
+        "kind": match r.kind { Kind::File => "file", Kind::Text => "text" },
+        "name": r.name,
+        "namespace": r.namespace,
+        "mime_type": r.mime_type,
+        "size": r.size,
+        "sha256": r.sha256.map(|s| hex::encode(&s)),
+        "state": match r.state { State::Stored => "stored", State::Pending => "pending", State::Lost => "lost" },
+        "created_at": rfc3339_ms(r.created_at_ms),
+        "updated_at": rfc3339_ms(r.updated_at_ms),
+        "tags": r.tags,
+        "metadata": metadata,
+    });
+    if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
+        m.insert("content".into(), Value::String(content.clone()));
+    }
+    v
+}

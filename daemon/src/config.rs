@@ -1,0 +1,358 @@
+//! Configuration: command-line flags, `RINGBOX_*` environment variables and an
+//! optional TOML file, merged in that precedence over built-in defaults and validated
+//! once at start. The rest of the daemon only ever sees a finished [`Config`].
+//!
+//! Every limit is a setting with a safe default, written beside the attack it stops.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Who may call the API without a bearer token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Anonymous {
+    /// Every route but `/healthz` needs a token.
+    None,
+    /// GET and HEAD are open; writes need a token.
+    Read,
+    /// Everything is open (local trials only).
+    Write,
+}
+
+/// Whether an acknowledged upload must survive power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityArg {
+    /// fsync blob files, their directory and the LMDB commit before answering 2xx.
+    Fsync,
+    /// No fsync anywhere: survives a process crash, not a power loss.
+    None,
+}
+
+/// `ringbox serve` flags. Every one also reads `RINGBOX_<NAME>` and the TOML key
+/// `<name>` (underscores), in the precedence flag > env > TOML > default.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the bound address is logged).
+    #[arg(long, env = "RINGBOX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (blobs, metadata, admin token).
+    #[arg(long, env = "RINGBOX_DATA")]
+    pub data: Option<PathBuf>,
+    /// Worker threads, one monoio runtime each (default: number of cores).
+    #[arg(long, env = "RINGBOX_WORKERS")]
+    pub workers: Option<usize>,
+    /// Unauthenticated access: none, read (GET/HEAD) or write (everything).
+    #[arg(long, env = "RINGBOX_ANONYMOUS", value_enum)]
+    pub anonymous: Option<Anonymous>,
+    /// fsync (default) or none.
+    #[arg(long, env = "RINGBOX_DURABILITY", value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "RINGBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest request body accepted (e.g. 16GiB); larger is refused with 413 before reading it.
+    #[arg(long, env = "RINGBOX_MAX_BODY")]
+    pub max_body: Option<String>,
+    /// Largest request head (request line + headers), e.g. 16KiB; larger is 431.
+    #[arg(long, env = "RINGBOX_MAX_HEAD")]
+    pub max_head: Option<String>,
+    /// Most header fields in one request; more is 431.
+    #[arg(long, env = "RINGBOX_MAX_HEADERS")]
+    pub max_headers: Option<usize>,
+    /// Deadline for a whole request head once its first byte arrived (e.g. 10s).
+    #[arg(long, env = "RINGBOX_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// Deadline for every single read of a request body (e.g. 30s).
+    #[arg(long, env = "RINGBOX_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
+    /// How long an idle keep-alive connection is kept open (e.g. 60s).
+    #[arg(long, env = "RINGBOX_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// Most simultaneously open connections; beyond it new ones get 503 and are closed.
+    #[arg(long, env = "RINGBOX_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish (e.g. 10s).
+    #[arg(long, env = "RINGBOX_GRACE_PERIOD")]
+    pub grace_period: Option<String>,
+    /// Pin worker i to CPU i (mod the number of CPUs).
+    #[arg(long, env = "RINGBOX_PIN_CPUS")]
+    pub pin_cpus: bool,
+    /// io_uring submission queue entries per worker.
+    #[arg(long, env = "RINGBOX_RING_ENTRIES")]
+    pub ring_entries: Option<u32>,
+}
+
+/// The TOML file: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    workers: Option<usize>,
+    anonymous: Option<Anonymous>,
+    durability: Option<DurabilityArg>,
+    max_body: Option<toml::Value>,
+    max_head: Option<toml::Value>,
+    max_headers: Option<usize>,
+    header_timeout: Option<toml::Value>,
+    body_timeout: Option<toml::Value>,
+    idle_timeout: Option<toml::Value>,
+    max_connections: Option<usize>,
+    grace_period: Option<toml::Value>,
+    pin_cpus: Option<bool>,
+    ring_entries: Option<u32>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub workers: usize,
+    pub anonymous: Anonymous,
+    pub durability: DurabilityArg,
+    /// Stops disk-filling and endless uploads: larger bodies are refused up front.
+    pub max_body: u64,
+    /// Stops header floods from growing per-connection memory.
+    pub max_head: usize,
+    pub max_headers: usize,
+    /// Stops slowloris: the whole head must arrive within this time.
+    pub header_timeout: Duration,
+    /// Stops slow-body attacks: every body read must make progress within this time.
+    pub body_timeout: Duration,
+    /// Bounds how long idle keep-alive connections hold a descriptor.
+    pub idle_timeout: Duration,
+    /// Bounds descriptors and memory under connection floods.
+    pub max_connections: usize,
+    pub grace_period: Duration,
+    pub pin_cpus: bool,
+    pub ring_entries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            data: PathBuf::from("data"),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            anonymous: Anonymous::None,
+            durability: DurabilityArg::Fsync,
+            max_body: 16 << 30,
+            max_head: 16 << 10,
+            max_headers: 100,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            grace_period: Duration::from_secs(10),
+            pin_cpus: false,
+            ring_entries: 1024,
+        }
+    }
+}
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Merge flags/env (already merged by clap) over the TOML file over defaults.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    ConfigError(format!("config file {} is invalid: {e}", path.display()))
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let size = |flag: &Option<String>, file: &Option<toml::Value>, name: &str, def: u64| {
+            pick_value(flag, file, name)?.map_or(Ok(def), |s| parse_size(&s).map_err(|e| ConfigError(format!("{name}: {e}"))))
+        };
+        let dur = |flag: &Option<String>, file: &Option<toml::Value>, name: &str, def: Duration| {
+            pick_value(flag, file, name)?.map_or(Ok(def), |s| parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}"))))
+        };
+        let cfg = Config {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            data: args.data.clone().or(file.data).unwrap_or(d.data),
+            workers: args.workers.or(file.workers).unwrap_or(d.workers),
+            anonymous: args.anonymous.or(file.anonymous).unwrap_or(d.anonymous),
+            durability: args.durability.or(file.durability).unwrap_or(d.durability),
+            max_body: size(&args.max_body, &file.max_body, "max_body", d.max_body)?,
+            max_head: size(&args.max_head, &file.max_head, "max_head", d.max_head as u64)? as usize,
+            max_headers: args.max_headers.or(file.max_headers).unwrap_or(d.max_headers),
+            header_timeout: dur(&args.header_timeout, &file.header_timeout, "header_timeout", d.header_timeout)?,
+            body_timeout: dur(&args.body_timeout, &file.body_timeout, "body_timeout", d.body_timeout)?,
+            idle_timeout: dur(&args.idle_timeout, &file.idle_timeout, "idle_timeout", d.idle_timeout)?,
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            grace_period: dur(&args.grace_period, &file.grace_period, "grace_period", d.grace_period)?,
+            pin_cpus: args.pin_cpus || file.pin_cpus.unwrap_or(false),
+            ring_entries: args.ring_entries.or(file.ring_entries).unwrap_or(d.ring_entries),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_string()));
+        if self.workers == 0 || self.workers > 1024 {
+            return bad("workers must be between 1 and 1024");
+        }
+        if self.max_head < 1024 || self.max_head > 1 << 20 {
+            return bad("max_head must be between 1KiB and 1MiB");
+        }
+        if self.max_headers == 0 || self.max_headers > 1000 {
+            return bad("max_headers must be between 1 and 1000");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        for (name, d) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!("{name} must be greater than zero")));
+            }
+        }
+        if !(2..=32768).contains(&self.ring_entries) || !self.ring_entries.is_power_of_two() {
+            return bad("ring_entries must be a power of two between 2 and 32768");
+        }
+        Ok(())
+    }
+
+    /// The protocol crate's limits derived from this configuration.
+    pub fn protocol_limits(&self) -> ringbox_protocol::Limits {
+        ringbox_protocol::Limits {
+            max_head_bytes: self.max_head,
+            max_headers: self.max_headers,
+            ..ringbox_protocol::Limits::default()
+        }
+    }
+}
+
+/// Flag/env value wins over the TOML value; TOML values may be strings or integers.
+fn pick_value(
+    flag: &Option<String>,
+    file: &Option<toml::Value>,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(s) = flag {
+        return Ok(Some(s.clone()));
+    }
+    match file {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(toml::Value::Integer(i)) => Ok(Some(i.to_string())),
+        Some(toml::Value::Float(f)) => Ok(Some(f.to_string())),
+        Some(_) => Err(ConfigError(format!("{name} must be a string or a number"))),
+    }
+}
+
+/// Parse `123`, `64KiB`, `16MiB`, `16GiB`, `1GB`, `10k` (case-insensitive units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; use e.g. 1048576, 64KiB, 16MiB or 16GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit `{other}`; use B, KiB, MiB, GiB or TiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Parse `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds (may be fractional).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; use e.g. 10s, 500ms or 2m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown duration unit `{other}`; use ms, s, m or h")),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("123").unwrap(), 123);
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("16gib").unwrap(), 16 << 30);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn toml_file_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringbox.toml");
+        std::fs::write(&path, "max_body = \"1MiB\"\nworkers = 3\nidle_timeout = 5\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            workers: Some(2),
+            ..ServeArgs::default()
+        };
+        let cfg = Config::load(&args).unwrap();
+        assert_eq!(cfg.max_body, 1 << 20);
+        assert_eq!(cfg.workers, 2, "the flag wins over the file");
+        assert_eq!(cfg.idle_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_toml_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringbox.toml");
+        std::fs::write(&path, "max_bodyy = 1\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        assert!(Config::load(&args).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! What a handler returns: a status, headers and a [`Body`]. The connection writes
+//! the head (adding `Date`, `Content-Length` and `Connection`) and then the body by the
+//! fastest path for its kind (see `server::send`).
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use ringbox_protocol::range::{ByteRange, ByteRangesWriter};
+
+/// Where the bytes of a blob come from.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    /// Small hot blobs, cached whole in the worker's memory.
+    Memory(Rc<[u8]>),
+    /// Larger blobs: an open file descriptor from the worker's cache.
+    File(Rc<monoio::fs::File>),
+}
+
+/// Which bytes of a blob to send.
+#[derive(Debug)]
+pub enum BlobParts {
+    /// The whole blob of this length.
+    Full(u64),
+    /// One range (206 with Content-Range).
+    Single(ByteRange),
+    /// Several ranges as `multipart/byteranges`.
+    Multi(ByteRangesWriter, Vec<ByteRange>),
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    Blob(BlobSource, BlobParts),
+}
+
+impl Body {
+    /// The exact number of body bytes (the Content-Length).
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Blob(_, BlobParts::Full(len)) => *len,
+            Body::Blob(_, BlobParts::Single(r)) => r.len(),
+            Body::Blob(_, BlobParts::Multi(w, ranges)) => w.body_len(ranges),
+        }
+    }
+}
+
+/// A handler's answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub body: Body,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    pub fn new(status: u16, body: Body) -> Self {
+        Self { status, headers: Vec::with_capacity(8), body, close: false }
+    }
+
+    /// 200/201 with a JSON body.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        let mut r = Self::new(status, Body::Bytes(body));
+        r.content_type("application/json");
+        r
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Self::new(status, Body::Empty)
+    }
+
+    pub fn header(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn content_type(&mut self, value: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.header("Content-Type", value)
+    }
+}

@@ -1,0 +1,90 @@
+//! Process-wide counters, exported at `/metrics` in the Prometheus text format.
+//!
+//! Counters are relaxed atomics in a fixed table indexed by (route, status), so the hot
+//! path never locks or allocates; statuses outside the known set count as "other".
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+use crate::http::router;
+
+const STATUSES: &[u16] = &[
+    100, 200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411, 412, 413, 415,
+    416, 426, 431, 500, 501, 503, 505, 507,
+];
+
+/// All counters.
+#[derive(Debug)]
+pub struct Metrics {
+    routes: Vec<&'static str>,
+    /// routes.len() x (STATUSES.len() + 1 for "other").
+    requests: Vec<AtomicU64>,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub open_connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub uploads: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub downloads: AtomicU64,
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let routes: Vec<&'static str> = router::route_names().collect();
+        let n = routes.len() * (STATUSES.len() + 1);
+        Metrics {
+            routes,
+            requests: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            open_connections: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
+            upload_bytes: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
+        }
+    })
+}
+
+impl Metrics {
+    /// Count one answered request.
+    pub fn request(&self, route: &'static str, status: u16) {
+        let r = self.routes.iter().position(|n| *n == route).unwrap_or(self.routes.len() - 1);
+        let s = STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len());
+        self.requests[r * (STATUSES.len() + 1) + s].fetch_add(1, Relaxed);
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP ringbox_requests_total Requests answered, by route and status.\n");
+        out.push_str("# TYPE ringbox_requests_total counter\n");
+        for (ri, route) in self.routes.iter().enumerate() {
+            for si in 0..=STATUSES.len() {
+                let v = self.requests[ri * (STATUSES.len() + 1) + si].load(Relaxed);
+                if v == 0 {
+                    continue;
+                }
+                let status = STATUSES.get(si).map_or("other".to_string(), |s| s.to_string());
+                let _ = writeln!(out, "ringbox_requests_total{{route=\"{route}\",status=\"{status}\"}} {v}");
+            }
+        }
+        let mut counter = |name: &str, help: &str, kind: &str, v: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        counter("ringbox_bytes_in_total", "Bytes read from clients.", "counter", self.bytes_in.load(Relaxed).to_string());
+        counter("ringbox_bytes_out_total", "Bytes written to clients.", "counter", self.bytes_out.load(Relaxed).to_string());
+        counter("ringbox_open_connections", "Connections open now.", "gauge", self.open_connections.load(Relaxed).to_string());
+        counter("ringbox_connections_total", "Connections accepted.", "counter", self.connections_total.load(Relaxed).to_string());
+        counter("ringbox_connections_refused_total", "Connections refused at max_connections.", "counter", self.connections_refused.load(Relaxed).to_string());
+        counter("ringbox_uploads_total", "Uploads stored.", "counter", self.uploads.load(Relaxed).to_string());
+        counter("ringbox_upload_bytes_total", "Bytes of uploads stored.", "counter", self.upload_bytes.load(Relaxed).to_string());
+        counter("ringbox_downloads_total", "Content responses (200/206) sent.", "counter", self.downloads.load(Relaxed).to_string());
+        out
+    }
+}

@@ -1,0 +1,424 @@
+//! One connection's life: read a head (idle deadline before the first byte, then one
+//! deadline over the whole head), frame the body, dispatch to the API, write the
+//! response, and either loop (keep-alive, serial pipelining: leftover bytes are the
+//! next request) or close.
+//!
+//! [`ConnIo`] owns the socket and the one read buffer of the connection, reused for
+//! every request. Request bodies are read through [`ConnIo::next_body_chunk`], which
+//! answers `Expect: 100-continue` on first use (handlers call it only after their
+//! auth and size checks), enforces `max_body` on chunked bodies, and puts a deadline
+//! on every read. Any framing error closes the connection after the error response.
+//!
+//! Deadlines use cancelable io_uring reads: on expiry the read is cancelled and then
+//! awaited, so the buffer comes back intact (monoio `docs/en/io-cancel.md`).
+
+use std::time::{Duration, Instant};
+
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use monoio::buf::IoBufMut;
+use monoio::net::TcpStream;
+use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
+use ringbox_protocol::head::{parse_request_head, BodyFraming, Method, RequestHead, Status};
+use ringbox_protocol::Limits;
+
+use crate::api;
+use crate::http::errors::ApiError;
+use crate::metrics;
+use crate::server::send;
+use crate::server::workers::Worker;
+
+/// Initial read buffer; grows to the head limit or [`BODY_BUF`] when needed.
+const INITIAL_BUF: usize = 4096;
+/// Read buffer size while streaming a body.
+pub const BODY_BUF: usize = 256 * 1024;
+/// Leftover request bodies up to this size are read and discarded to keep the
+/// connection; larger ones close it.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// How a read ended when it did not return bytes.
+#[derive(Debug)]
+pub enum ReadFail {
+    TimedOut,
+    Shutdown,
+    Io(std::io::Error),
+}
+
+enum BodyState {
+    None,
+    Length { remaining: u64 },
+    Chunked(Box<ChunkedDecoder>),
+    Done,
+}
+
+/// The socket, the reusable read buffer and the state of the current request body.
+pub struct ConnIo {
+    stream: TcpStream,
+    /// Bytes `[pos, rbuf.len())` are read but not yet consumed.
+    rbuf: Vec<u8>,
+    pos: usize,
+    /// Reused buffer for response heads and small bodies.
+    pub(crate) out: Vec<u8>,
+    /// Reused buffer for file reads on the send path.
+    pub(crate) fbuf: Vec<u8>,
+    body: BodyState,
+    continue_pending: bool,
+    body_read: u64,
+    max_body: u64,
+    body_timeout: Duration,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for ConnIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnIo").field("buffered", &(self.rbuf.len() - self.pos)).finish()
+    }
+}
+
+enum Step {
+    Data(usize, usize),
+    Read,
+    End,
+}
+
+impl ConnIo {
+    /// Read more bytes into the buffer (appending), with a deadline.
+    /// Returns the number of bytes read; 0 means the peer closed.
+    async fn read_more(&mut self, deadline: Instant, shutdown: Option<&Worker>) -> Result<usize, ReadFail> {
+        if self.rbuf.capacity() == self.rbuf.len() {
+            self.rbuf.reserve(INITIAL_BUF);
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let canceller = Canceller::new();
+        let read = self.stream.cancelable_read(buf.slice_mut(len..cap), canceller.handle());
+        let mut read = std::pin::pin!(read);
+        let sleep = monoio::time::sleep_until(deadline.into());
+        let mut fail = None;
+        let (res, slice) = match shutdown {
+            Some(w) => monoio::select! {
+                r = &mut read => r,
+                _ = sleep => { fail = Some(ReadFail::TimedOut); canceller.cancel(); read.await }
+                _ = w.shutdown.wait() => { fail = Some(ReadFail::Shutdown); canceller.cancel(); read.await }
+            },
+            None => monoio::select! {
+                r = &mut read => r,
+                _ = sleep => { fail = Some(ReadFail::TimedOut); canceller.cancel(); read.await }
+            },
+        };
+        self.rbuf = slice.into_inner();
+        match res {
+            Ok(n) if n > 0 || fail.is_none() => {
+                metrics::get().bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(n)
+            }
+            Ok(_) => Err(fail.unwrap_or(ReadFail::TimedOut)),
+            Err(_) if fail.is_some() => Err(fail.unwrap_or(ReadFail::TimedOut)),
+            Err(e) => Err(ReadFail::Io(e)),
+        }
+    }
+
+    /// Drop consumed bytes from the front of the buffer.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.rbuf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// Write all of `buf` with the body deadline; returns the buffer for reuse.
+    pub(crate) async fn write_all(&mut self, buf: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        let n = buf.len() as u64;
+        // On expiry the write is dropped (monoio cancels it); the connection is then
+        // closed, so nothing depends on how much was written.
+        let write = self.stream.write_all(buf);
+        match monoio::time::timeout(self.body_timeout, write).await {
+            Ok((res, buf)) => {
+                if res.is_ok() {
+                    metrics::get().bytes_out.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+                (res.map(|_| ()), buf)
+            }
+            Err(_) => (
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client did not read the response in time")),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// Whether the request body has been read to its end (or there is none).
+    pub fn body_finished(&self) -> bool {
+        matches!(self.body, BodyState::None | BodyState::Done)
+    }
+
+    /// The declared body length, when framed by Content-Length.
+    pub fn declared_length(&self) -> Option<u64> {
+        match self.body {
+            BodyState::Length { remaining } => Some(remaining + self.body_read),
+            _ => None,
+        }
+    }
+
+    /// Next piece of the request body, or `None` at its end. Sends `100 Continue` first
+    /// if the client asked for it. Errors close the connection.
+    pub async fn next_body_chunk(&mut self) -> Result<Option<&[u8]>, ApiError> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            let (res, _) = self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+            res.map_err(|_| ApiError::bad_request("client went away").closing())?;
+        }
+        loop {
+            let avail = self.rbuf.len() - self.pos;
+            let step = match &mut self.body {
+                BodyState::None | BodyState::Done => Step::End,
+                BodyState::Length { remaining } if *remaining == 0 => {
+                    self.body = BodyState::Done;
+                    Step::End
+                }
+                BodyState::Length { remaining } => {
+                    if avail > 0 {
+                        let n = (*remaining).min(avail as u64) as usize;
+                        *remaining -= n as u64;
+                        Step::Data(self.pos, self.pos + n)
+                    } else {
+                        Step::Read
+                    }
+                }
+                BodyState::Chunked(dec) => {
+                    if avail == 0 {
+                        Step::Read
+                    } else {
+                        let input = &self.rbuf[self.pos..];
+                        let base = input.as_ptr() as usize;
+                        let (consumed, ev) = dec.decode(input).map_err(|e| ApiError::from_protocol(&e))?;
+                        let step = match ev {
+                            ChunkedEvent::Data(d) => {
+                                let start = self.pos + (d.as_ptr() as usize - base);
+                                Step::Data(start, start + d.len())
+                            }
+                            ChunkedEvent::NeedMore => Step::Read,
+                            ChunkedEvent::Done => {
+                                self.pos += consumed;
+                                self.body = BodyState::Done;
+                                continue;
+                            }
+                        };
+                        // Consumption may extend past the data (e.g. a chunk's CRLF).
+                        self.pos += consumed;
+                        step
+                    }
+                }
+            };
+            match step {
+                Step::End => return Ok(None),
+                Step::Data(start, end) => {
+                    if matches!(self.body, BodyState::Length { .. }) {
+                        self.pos = end;
+                    }
+                    self.body_read += (end - start) as u64;
+                    if self.body_read > self.max_body {
+                        return Err(ApiError::payload_too_large(self.max_body));
+                    }
+                    return Ok(Some(&self.rbuf[start..end]));
+                }
+                Step::Read => {
+                    self.compact();
+                    if self.rbuf.capacity() < BODY_BUF {
+                        self.rbuf.reserve(BODY_BUF - self.rbuf.len());
+                    }
+                    let deadline = Instant::now() + self.body_timeout;
+                    match self.read_more(deadline, None).await {
+                        Ok(0) => {
+                            return Err(ApiError::bad_request(
+                                "the connection closed before the request body was complete",
+                            )
+                            .closing())
+                        }
+                        Ok(_) => {}
+                        Err(ReadFail::TimedOut) => {
+                            return Err(ApiError::new(
+                                408,
+                                "request_timeout",
+                                "the request body stalled longer than body_timeout",
+                            )
+                            .closing())
+                        }
+                        Err(_) => return Err(ApiError::bad_request("the connection failed while reading the body").closing()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read and discard what is left of the body if it is small; false if the
+    /// connection must be closed instead.
+    async fn drain_body(&mut self) -> bool {
+        if self.continue_pending {
+            // We never asked for the body; the client may or may not send it.
+            return false;
+        }
+        if let BodyState::Length { remaining } = self.body {
+            if remaining > DRAIN_LIMIT {
+                return false;
+            }
+        }
+        let start = self.body_read;
+        loop {
+            match self.next_body_chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+            if self.body_read - start > DRAIN_LIMIT {
+                return false;
+            }
+        }
+    }
+
+    /// Close politely: stop writing, read and discard for a moment so the kernel does
+    /// not reset the connection (and destroy our error response) while the client is
+    /// still sending.
+    async fn lingering_close(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut discarded = 0usize;
+        while discarded < 4 << 20 {
+            self.rbuf.clear();
+            self.pos = 0;
+            match self.read_more(deadline, None).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    }
+}
+
+/// Serve one connection until it closes.
+pub async fn serve(w: &Worker, stream: TcpStream) {
+    let cfg = w.cfg();
+    let mut io = ConnIo {
+        stream,
+        rbuf: Vec::with_capacity(INITIAL_BUF),
+        pos: 0,
+        out: Vec::with_capacity(INITIAL_BUF),
+        fbuf: Vec::new(),
+        body: BodyState::None,
+        continue_pending: false,
+        body_read: 0,
+        max_body: cfg.max_body,
+        body_timeout: cfg.body_timeout,
+        limits: w.shared.limits.clone(),
+    };
+    let mut head = RequestHead::new();
+    loop {
+        match read_head(w, &mut io, &mut head).await {
+            HeadRead::Ready => {}
+            HeadRead::Closed => return,
+            HeadRead::Failed(e) => {
+                let status = e.status;
+                let resp = e.into_response();
+                let _ = send::write_response(&mut io, w, resp, false, true).await;
+                metrics::get().request(crate::http::router::UNMATCHED, status);
+                io.lingering_close().await;
+                return;
+            }
+        }
+        io.body_read = 0;
+        io.body = match head.framing() {
+            BodyFraming::None => BodyState::None,
+            BodyFraming::ContentLength(0) => BodyState::None,
+            BodyFraming::ContentLength(n) => BodyState::Length { remaining: n },
+            BodyFraming::Chunked => BodyState::Chunked(Box::new(ChunkedDecoder::new(&io.limits))),
+        };
+        io.continue_pending = head.expects_continue() && !io.body_finished();
+
+        let (mut resp, route) = api::dispatch(w, &head, &mut io).await;
+        let status = resp.status;
+        let mut close = resp.close || !head.keep_alive() || w.shutdown.is_fired();
+        if !close && !io.body_finished() && !io.drain_body().await {
+            close = true;
+        }
+        let unread_body = !io.body_finished();
+        resp.close = close;
+        let is_head = head.method() == Method::Head;
+        let sent = send::write_response(&mut io, w, resp, is_head, close).await;
+        metrics::get().request(route, status);
+        if sent.is_err() {
+            return;
+        }
+        if close {
+            if unread_body {
+                io.lingering_close().await;
+            }
+            return;
+        }
+        io.compact();
+        if io.rbuf.capacity() > BODY_BUF {
+            // Give back the large body buffer while the connection idles.
+            io.rbuf.shrink_to(INITIAL_BUF.max(io.rbuf.len()));
+        }
+    }
+}
+
+enum HeadRead {
+    Ready,
+    Closed,
+    Failed(ApiError),
+}
+
+async fn read_head(w: &Worker, io: &mut ConnIo, head: &mut RequestHead) -> HeadRead {
+    let cfg = w.cfg();
+    let max_head = w.shared.limits.max_head_bytes;
+    let mut deadline: Option<Instant> = None;
+    let mut scan_from = io.pos;
+    loop {
+        if io.rbuf.len() > io.pos {
+            // Only re-run the parser when a line end arrived (a head dribbled one byte
+            // at a time would otherwise be re-parsed per byte).
+            let new_bytes = &io.rbuf[scan_from..];
+            if memchr::memchr(b'\n', new_bytes).is_some() || io.rbuf.len() - io.pos >= max_head {
+                match parse_request_head(&io.rbuf[io.pos..], &w.shared.limits, head) {
+                    Ok(Status::Complete(n)) => {
+                        io.pos += n;
+                        return HeadRead::Ready;
+                    }
+                    Ok(Status::Partial) => {}
+                    Err(e) => return HeadRead::Failed(ApiError::from_protocol(&e)),
+                }
+            }
+            deadline.get_or_insert_with(|| Instant::now() + cfg.header_timeout);
+        }
+        io.compact();
+        scan_from = io.rbuf.len();
+        if io.rbuf.len() >= io.rbuf.capacity() {
+            let want = (io.rbuf.capacity() * 2).min(max_head + 1).max(INITIAL_BUF);
+            io.rbuf.reserve(want.saturating_sub(io.rbuf.len()));
+        }
+        let (dl, idle) = match deadline {
+            Some(d) => (d, false),
+            None => (Instant::now() + cfg.idle_timeout, true),
+        };
+        if idle && w.shutdown.is_fired() {
+            return HeadRead::Closed;
+        }
+        match io.read_more(dl, idle.then_some(w)).await {
+            Ok(0) => {
+                if io.rbuf.len() > io.pos {
+                    tracing::debug!("connection closed in the middle of a request head");
+                }
+                return HeadRead::Closed;
+            }
+            Ok(_) => {}
+            Err(ReadFail::TimedOut) if !idle => {
+                return HeadRead::Failed(
+                    ApiError::new(408, "request_timeout", "the request head did not arrive within header_timeout")
+                        .closing(),
+                )
+            }
+            Err(ReadFail::Io(e)) => {
+                tracing::debug!(error = %e, "read failed; closing the connection");
+                return HeadRead::Closed;
+            }
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Sockets and threads: the worker runtimes and their listeners (`workers`), one
+//! connection's request loop (`conn`), reading request bodies (`body` lives in
+//! `conn::ConnIo`), writing responses (`send`), the per-worker blob read cache
+//! (`blob_cache`), and signal handling (`signals`).
+pub mod blob_cache;
+pub mod conn;
+pub mod send;
+pub mod shutdown;
+pub mod signals;
+pub mod workers;
+

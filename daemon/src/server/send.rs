@@ -1,0 +1,171 @@
+//! Writing a response: the head (status line, `Date` from the worker's cache,
+//! `Content-Length`, `Connection: close` when closing, the handler's headers) and the
+//! body by the cheapest path for its kind:
+//!
+//! - in-memory bodies (JSON, small cached blobs, their ranges and byteranges parts) are
+//!   appended to the head and go out in one write;
+//! - file-backed blobs are read with io_uring `read_at` into a reused per-connection
+//!   buffer and written out; the head rides along with the first chunk.
+//!
+//! A short read of a blob file (the file shrank behind our back) aborts the
+//! connection: the head already promised a length, and sending other bytes under a
+//! strong ETag would be worse.
+
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+
+use ringbox_protocol::range::ByteRange;
+use ringbox_protocol::response::{write_content_length, write_header, write_status_line};
+
+use crate::http::response::{BlobParts, BlobSource, Body, Response};
+use crate::metrics;
+use crate::server::conn::ConnIo;
+use crate::server::workers::Worker;
+use crate::util::time::now_secs;
+
+/// Bodies up to this size are copied behind the head and sent in one write.
+const INLINE_BODY: usize = 64 * 1024;
+/// File reads on the send path use a buffer of this size.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// Write `resp`. `head_only` (HEAD requests) sends the head with the body's length but
+/// no body. Returns the bytes written.
+pub async fn write_response(
+    io: &mut ConnIo,
+    w: &Worker,
+    resp: Response,
+    head_only: bool,
+    close: bool,
+) -> io::Result<()> {
+    let mut out = std::mem::take(&mut io.out);
+    out.clear();
+    write_status_line(&mut out, resp.status);
+    {
+        let mut date = w.date.borrow_mut();
+        date.update(now_secs());
+        write_header(&mut out, "Date", date.value());
+    }
+    let bodyless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    if !bodyless {
+        write_content_length(&mut out, resp.body.len());
+    }
+    for (name, value) in &resp.headers {
+        write_header(&mut out, name, value.as_bytes());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if head_only || bodyless {
+        return finish(io, out).await;
+    }
+    let is_content = matches!(resp.body, Body::Blob(..));
+    let result = match resp.body {
+        Body::Empty => finish(io, out).await,
+        Body::Bytes(b) if b.len() <= INLINE_BODY => {
+            out.extend_from_slice(&b);
+            finish(io, out).await
+        }
+        Body::Bytes(b) => {
+            finish(io, out).await?;
+            let (res, _) = io.write_all(b).await;
+            res
+        }
+        Body::Blob(BlobSource::Memory(data), parts) => {
+            match parts {
+                BlobParts::Full(_) => out.extend_from_slice(&data),
+                BlobParts::Single(r) => out.extend_from_slice(slice(&data, r)),
+                BlobParts::Multi(writer, ranges) => {
+                    for (i, r) in ranges.iter().enumerate() {
+                        out.extend_from_slice(&writer.part_head(i, *r));
+                        out.extend_from_slice(slice(&data, *r));
+                    }
+                    out.extend_from_slice(&writer.trailer());
+                }
+            }
+            finish(io, out).await
+        }
+        Body::Blob(BlobSource::File(file), parts) => match parts {
+            BlobParts::Full(len) => send_file(io, &file, out, ByteRange { start: 0, end: len }).await,
+            BlobParts::Single(r) => send_file(io, &file, out, r).await,
+            BlobParts::Multi(writer, ranges) => {
+                let mut pending = out;
+                for (i, r) in ranges.iter().enumerate() {
+                    pending.extend_from_slice(&writer.part_head(i, *r));
+                    send_file(io, &file, pending, *r).await?;
+                    pending = std::mem::take(&mut io.out);
+                    pending.clear();
+                }
+                pending.extend_from_slice(&writer.trailer());
+                finish(io, pending).await
+            }
+        },
+    };
+    if is_content && result.is_ok() {
+        metrics::get().downloads.fetch_add(1, Relaxed);
+    }
+    result
+}
+
+fn slice(data: &[u8], r: ByteRange) -> &[u8] {
+    &data[r.start as usize..r.end as usize]
+}
+
+/// Write `out` and keep the buffer for the next response.
+async fn finish(io: &mut ConnIo, out: Vec<u8>) -> io::Result<()> {
+    let (res, mut out) = io.write_all(out).await;
+    if out.capacity() > INLINE_BODY * 2 {
+        out = Vec::with_capacity(4096);
+    }
+    io.out = out;
+    res
+}
+
+/// Send `prefix` (a head or part head) followed by the bytes `r` of `file`.
+async fn send_file(io: &mut ConnIo, file: &monoio::fs::File, prefix: Vec<u8>, r: ByteRange) -> io::Result<()> {
+    use monoio::buf::IoBufMut;
+    let mut buf = std::mem::take(&mut io.fbuf);
+    if buf.capacity() < FILE_CHUNK {
+        buf = Vec::with_capacity(FILE_CHUNK);
+    }
+    // The head rides with the first chunk of the file when it fits.
+    let mut pending_prefix = Some(prefix);
+    let mut pos = r.start;
+    while pos < r.end {
+        buf.clear();
+        let want = ((r.end - pos) as usize).min(FILE_CHUNK);
+        let (res, slice) = file.read_at(buf.slice_mut(0..want), pos).await;
+        buf = slice.into_inner();
+        let n = res?;
+        if n == 0 {
+            io.fbuf = buf;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob file is shorter than its record; run `ringbox check`",
+            ));
+        }
+        pos += n as u64;
+        if let Some(mut p) = pending_prefix.take() {
+            if p.len() + n <= FILE_CHUNK + 4096 {
+                p.extend_from_slice(&buf[..n]);
+                let (res, p) = io.write_all(p).await;
+                io.out = p;
+                res?;
+                continue;
+            }
+            let (res, p) = io.write_all(p).await;
+            io.out = p;
+            res?;
+        }
+        let (res, b) = io.write_all(buf).await;
+        buf = b;
+        res?;
+    }
+    if let Some(p) = pending_prefix.take() {
+        let (res, p) = io.write_all(p).await;
+        io.out = p;
+        res?;
+    }
+    io.fbuf = buf;
+    Ok(())
+}
