@@ -177,10 +177,14 @@ impl Config {
         };
         let d = Config::default();
         let size = |flag: &Option<String>, file: &Option<toml::Value>, name: &str, def: u64| {
-            pick_value(flag, file, name)?.map_or(Ok(def), |s| parse_size(&s).map_err(|e| ConfigError(format!("{name}: {e}"))))
+            pick_value(flag, file, name)?.map_or(Ok(def), |s| {
+                parse_size(&s).map_err(|e| ConfigError(format!("{name}: {e}")))
+            })
         };
         let dur = |flag: &Option<String>, file: &Option<toml::Value>, name: &str, def: Duration| {
-            pick_value(flag, file, name)?.map_or(Ok(def), |s| parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}"))))
+            pick_value(flag, file, name)?.map_or(Ok(def), |s| {
+                parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}")))
+            })
         };
         let cfg = Config {
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
@@ -189,15 +193,49 @@ impl Config {
             anonymous: args.anonymous.or(file.anonymous).unwrap_or(d.anonymous),
             durability: args.durability.or(file.durability).unwrap_or(d.durability),
             max_body: size(&args.max_body, &file.max_body, "max_body", d.max_body)?,
-            max_head: size(&args.max_head, &file.max_head, "max_head", d.max_head as u64)? as usize,
-            max_headers: args.max_headers.or(file.max_headers).unwrap_or(d.max_headers),
-            header_timeout: dur(&args.header_timeout, &file.header_timeout, "header_timeout", d.header_timeout)?,
-            body_timeout: dur(&args.body_timeout, &file.body_timeout, "body_timeout", d.body_timeout)?,
-            idle_timeout: dur(&args.idle_timeout, &file.idle_timeout, "idle_timeout", d.idle_timeout)?,
-            max_connections: args.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
-            grace_period: dur(&args.grace_period, &file.grace_period, "grace_period", d.grace_period)?,
+            max_head: size(
+                &args.max_head,
+                &file.max_head,
+                "max_head",
+                d.max_head as u64,
+            )? as usize,
+            max_headers: args
+                .max_headers
+                .or(file.max_headers)
+                .unwrap_or(d.max_headers),
+            header_timeout: dur(
+                &args.header_timeout,
+                &file.header_timeout,
+                "header_timeout",
+                d.header_timeout,
+            )?,
+            body_timeout: dur(
+                &args.body_timeout,
+                &file.body_timeout,
+                "body_timeout",
+                d.body_timeout,
+            )?,
+            idle_timeout: dur(
+                &args.idle_timeout,
+                &file.idle_timeout,
+                "idle_timeout",
+                d.idle_timeout,
+            )?,
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            grace_period: dur(
+                &args.grace_period,
+                &file.grace_period,
+                "grace_period",
+                d.grace_period,
+            )?,
             pin_cpus: args.pin_cpus || file.pin_cpus.unwrap_or(false),
-            ring_entries: args.ring_entries.or(file.ring_entries).unwrap_or(d.ring_entries),
+            ring_entries: args
+                .ring_entries
+                .or(file.ring_entries)
+                .unwrap_or(d.ring_entries),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -278,7 +316,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "t" | "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit `{other}`; use B, KiB, MiB, GiB or TiB")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`; use B, KiB, MiB, GiB or TiB"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))
@@ -299,7 +341,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}`; use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}`; use ms, s, m or h"
+            ))
+        }
     };
     if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
         return Err(format!("`{s}` is out of range"));
@@ -335,7 +381,11 @@ mod tests {
     fn toml_file_and_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ringbox.toml");
-        std::fs::write(&path, "max_body = \"1MiB\"\nworkers = 3\nidle_timeout = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "max_body = \"1MiB\"\nworkers = 3\nidle_timeout = 5\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path),
             workers: Some(2),
@@ -352,7 +402,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ringbox.toml");
         std::fs::write(&path, "max_bodyy = 1\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
         assert!(Config::load(&args).is_err());
     }
 }

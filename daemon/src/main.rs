@@ -21,7 +21,11 @@ use crate::config::{Config, DurabilityArg, ServeArgs};
 use crate::store::{Durability, Store, StoreConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "ringbox", version, about = "Self-hosted blob and media storage daemon")]
+#[command(
+    name = "ringbox",
+    version,
+    about = "Self-hosted blob and media storage daemon"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -114,12 +118,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let store = match Store::open(StoreConfig {
-        data_dir: cfg.data.clone(),
         durability: match cfg.durability {
             DurabilityArg::Fsync => Durability::Fsync,
             DurabilityArg::None => Durability::None,
         },
-        ..StoreConfig::default()
+        ..StoreConfig::new(cfg.data.clone())
     }) {
         Ok(s) => s,
         Err(e) => {

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use crate::http::router;
 
 const STATUSES: &[u16] = &[
-    100, 200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411, 412, 413, 415,
-    416, 426, 431, 500, 501, 503, 505, 507,
+    100, 200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411, 412, 413, 415, 416,
+    426, 431, 500, 501, 503, 505, 507,
 ];
 
 /// All counters.
@@ -54,8 +54,15 @@ pub fn get() -> &'static Metrics {
 impl Metrics {
     /// Count one answered request.
     pub fn request(&self, route: &'static str, status: u16) {
-        let r = self.routes.iter().position(|n| *n == route).unwrap_or(self.routes.len() - 1);
-        let s = STATUSES.iter().position(|s| *s == status).unwrap_or(STATUSES.len());
+        let r = self
+            .routes
+            .iter()
+            .position(|n| *n == route)
+            .unwrap_or(self.routes.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len());
         self.requests[r * (STATUSES.len() + 1) + s].fetch_add(1, Relaxed);
     }
 
@@ -70,21 +77,69 @@ impl Metrics {
                 if v == 0 {
                     continue;
                 }
-                let status = STATUSES.get(si).map_or("other".to_string(), |s| s.to_string());
-                let _ = writeln!(out, "ringbox_requests_total{{route=\"{route}\",status=\"{status}\"}} {v}");
+                let status = STATUSES
+                    .get(si)
+                    .map_or("other".to_string(), |s| s.to_string());
+                let _ = writeln!(
+                    out,
+                    "ringbox_requests_total{{route=\"{route}\",status=\"{status}\"}} {v}"
+                );
             }
         }
         let mut counter = |name: &str, help: &str, kind: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
-        counter("ringbox_bytes_in_total", "Bytes read from clients.", "counter", self.bytes_in.load(Relaxed).to_string());
-        counter("ringbox_bytes_out_total", "Bytes written to clients.", "counter", self.bytes_out.load(Relaxed).to_string());
-        counter("ringbox_open_connections", "Connections open now.", "gauge", self.open_connections.load(Relaxed).to_string());
-        counter("ringbox_connections_total", "Connections accepted.", "counter", self.connections_total.load(Relaxed).to_string());
-        counter("ringbox_connections_refused_total", "Connections refused at max_connections.", "counter", self.connections_refused.load(Relaxed).to_string());
-        counter("ringbox_uploads_total", "Uploads stored.", "counter", self.uploads.load(Relaxed).to_string());
-        counter("ringbox_upload_bytes_total", "Bytes of uploads stored.", "counter", self.upload_bytes.load(Relaxed).to_string());
-        counter("ringbox_downloads_total", "Content responses (200/206) sent.", "counter", self.downloads.load(Relaxed).to_string());
+        counter(
+            "ringbox_bytes_in_total",
+            "Bytes read from clients.",
+            "counter",
+            self.bytes_in.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_bytes_out_total",
+            "Bytes written to clients.",
+            "counter",
+            self.bytes_out.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_open_connections",
+            "Connections open now.",
+            "gauge",
+            self.open_connections.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_connections_total",
+            "Connections accepted.",
+            "counter",
+            self.connections_total.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_connections_refused_total",
+            "Connections refused at max_connections.",
+            "counter",
+            self.connections_refused.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_uploads_total",
+            "Uploads stored.",
+            "counter",
+            self.uploads.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_upload_bytes_total",
+            "Bytes of uploads stored.",
+            "counter",
+            self.upload_bytes.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_downloads_total",
+            "Content responses (200/206) sent.",
+            "counter",
+            self.downloads.load(Relaxed).to_string(),
+        );
         out
     }
 }

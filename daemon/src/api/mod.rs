@@ -30,14 +30,21 @@ pub async fn dispatch(w: &Worker, head: &RequestHead, io: &mut ConnIo) -> (Respo
     let route = match router::route(head.method(), head.path()) {
         Ok(m) => m,
         Err(RouteError::NotFound) => {
-            let e = ApiError::new(404, "not_found", format!("no route for {}; see the README for the API", head.path()));
+            let e = ApiError::new(
+                404,
+                "not_found",
+                format!("no route for {}; see the README for the API", head.path()),
+            );
             return (e.into_response(), router::UNMATCHED);
         }
         Err(RouteError::MethodNotAllowed { allow }) => {
             let e = ApiError::new(
                 405,
                 "method_not_allowed",
-                format!("{} is not allowed here; allowed: {allow}", head.method_str()),
+                format!(
+                    "{} is not allowed here; allowed: {allow}",
+                    head.method_str()
+                ),
             )
             .with_header("Allow", allow);
             return (e.into_response(), router::UNMATCHED);
@@ -51,10 +58,19 @@ pub async fn dispatch(w: &Worker, head: &RequestHead, io: &mut ConnIo) -> (Respo
     // Refuse an oversized body before reading it (and before `100 Continue`).
     if let BodyFraming::ContentLength(n) = head.framing() {
         if n > w.cfg().max_body {
-            return (ApiError::payload_too_large(w.cfg().max_body).into_response(), name);
+            return (
+                ApiError::payload_too_large(w.cfg().max_body).into_response(),
+                name,
+            );
         }
     }
-    let ctx = Ctx { w, head, io, route, principal };
+    let ctx = Ctx {
+        w,
+        head,
+        io,
+        route,
+        principal,
+    };
     let result = match route.id {
         RouteId::Healthz => native::healthz(),
         RouteId::Metrics => native::metrics(),

@@ -45,9 +45,13 @@ fn authenticate(value: &[u8], store: &Store) -> Result<Principal, ApiError> {
         .or_else(|| value.strip_prefix(b"bearer "))
         .map(|t| t.trim_ascii())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
     match store.authenticate(token)? {
         Some(p) => Ok(p),
-        None => Err(ApiError::unauthorized("the bearer token is not valid; check <data>/admin.token")),
+        None => Err(ApiError::unauthorized(
+            "the bearer token is not valid; check <data>/admin.token",
+        )),
     }
 }

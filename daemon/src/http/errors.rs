@@ -21,7 +21,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), close: false, headers: Vec::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            close: false,
+            headers: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -34,7 +40,8 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         let mut e = Self::new(401, "unauthorized", message);
-        e.headers.push(("WWW-Authenticate", "Bearer realm=\"ringbox\"".into()));
+        e.headers
+            .push(("WWW-Authenticate", "Bearer realm=\"ringbox\"".into()));
         e
     }
 

@@ -60,7 +60,12 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, body: Body) -> Self {
-        Self { status, headers: Vec::with_capacity(8), body, close: false }
+        Self {
+            status,
+            headers: Vec::with_capacity(8),
+            body,
+            close: false,
+        }
     }
 
     /// 200/201 with a JSON body.

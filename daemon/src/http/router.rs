@@ -103,7 +103,7 @@ const ROUTES: &[RouteSpec] = &[
 const MAX_PARAMS: usize = 2;
 
 /// A matched route.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Matched<'a> {
     pub id: RouteId,
     pub name: &'static str,
@@ -130,7 +130,10 @@ pub const UNMATCHED: &str = "unmatched";
 
 /// All route names, for metrics.
 pub fn route_names() -> impl Iterator<Item = &'static str> {
-    ROUTES.iter().map(|r| r.name).chain(std::iter::once(UNMATCHED))
+    ROUTES
+        .iter()
+        .map(|r| r.name)
+        .chain(std::iter::once(UNMATCHED))
 }
 
 /// Find the route for `method` and `path` (the target before `?`).
@@ -141,7 +144,9 @@ pub fn route(method: Method, path: &str) -> Result<Matched<'_>, RouteError> {
         let mut n = 0;
         let mut segs = rest.split('/');
         for seg in spec.pattern {
-            let Some(s) = segs.next() else { continue 'routes };
+            let Some(s) = segs.next() else {
+                continue 'routes;
+            };
             match seg {
                 Lit(l) if *l == s => {}
                 Lit(_) => continue 'routes,
@@ -155,9 +160,18 @@ pub fn route(method: Method, path: &str) -> Result<Matched<'_>, RouteError> {
         if segs.next().is_some() {
             continue;
         }
-        let want = if method == Method::Head { Method::Get } else { method };
+        let want = if method == Method::Head {
+            Method::Get
+        } else {
+            method
+        };
         return match spec.methods.iter().find(|(m, _)| *m == want) {
-            Some((_, access)) => Ok(Matched { id: spec.id, name: spec.name, access: *access, params }),
+            Some((_, access)) => Ok(Matched {
+                id: spec.id,
+                name: spec.name,
+                access: *access,
+                params,
+            }),
             None => Err(RouteError::MethodNotAllowed { allow: spec.allow }),
         };
     }
@@ -173,12 +187,27 @@ mod tests {
         let m = route(Method::Get, "/v1/objects/abc/content").unwrap();
         assert_eq!(m.id, RouteId::ObjectContent);
         assert_eq!(m.param(0), "abc");
-        assert_eq!(route(Method::Head, "/healthz").unwrap().id, RouteId::Healthz);
-        assert_eq!(route(Method::Get, "/v1/objects").unwrap().access, Access::Read);
-        assert_eq!(route(Method::Post, "/v1/objects").unwrap().access, Access::Write);
-        assert_eq!(route(Method::Get, "/v1/objects/"), Err(RouteError::NotFound));
+        assert_eq!(
+            route(Method::Head, "/healthz").unwrap().id,
+            RouteId::Healthz
+        );
+        assert_eq!(
+            route(Method::Get, "/v1/objects").unwrap().access,
+            Access::Read
+        );
+        assert_eq!(
+            route(Method::Post, "/v1/objects").unwrap().access,
+            Access::Write
+        );
+        assert_eq!(
+            route(Method::Get, "/v1/objects/"),
+            Err(RouteError::NotFound)
+        );
         assert_eq!(route(Method::Get, "/nope"), Err(RouteError::NotFound));
-        assert_eq!(route(Method::Get, "/v1/objects/a/b"), Err(RouteError::NotFound));
+        assert_eq!(
+            route(Method::Get, "/v1/objects/a/b"),
+            Err(RouteError::NotFound)
+        );
         assert_eq!(
             route(Method::Post, "/healthz"),
             Err(RouteError::MethodNotAllowed { allow: "GET, HEAD" })

@@ -79,12 +79,24 @@ impl BlobCache {
             BlobSource::Memory(m) => m.len(),
             BlobSource::File(_) => 0,
         };
-        while (self.map.len() >= MAX_ENTRIES || self.memory + size > MAX_MEMORY) && !self.order.is_empty() {
+        while (self.map.len() >= MAX_ENTRIES || self.memory + size > MAX_MEMORY)
+            && !self.order.is_empty()
+        {
             if let Some(old) = self.order.pop_front() {
                 self.remove(&old);
             }
         }
-        if self.map.insert(sha, Entry { source, checked: Instant::now() }).is_none() {
+        if self
+            .map
+            .insert(
+                sha,
+                Entry {
+                    source,
+                    checked: Instant::now(),
+                },
+            )
+            .is_none()
+        {
             self.order.push_back(sha);
         }
         self.memory += size;

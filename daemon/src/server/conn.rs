@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use monoio::buf::IoBufMut;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
 use ringbox_protocol::head::{parse_request_head, BodyFraming, Method, RequestHead, Status};
@@ -70,7 +70,9 @@ pub struct ConnIo {
 
 impl std::fmt::Debug for ConnIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnIo").field("buffered", &(self.rbuf.len() - self.pos)).finish()
+        f.debug_struct("ConnIo")
+            .field("buffered", &(self.rbuf.len() - self.pos))
+            .finish()
     }
 }
 
@@ -83,14 +85,20 @@ enum Step {
 impl ConnIo {
     /// Read more bytes into the buffer (appending), with a deadline.
     /// Returns the number of bytes read; 0 means the peer closed.
-    async fn read_more(&mut self, deadline: Instant, shutdown: Option<&Worker>) -> Result<usize, ReadFail> {
+    async fn read_more(
+        &mut self,
+        deadline: Instant,
+        shutdown: Option<&Worker>,
+    ) -> Result<usize, ReadFail> {
         if self.rbuf.capacity() == self.rbuf.len() {
             self.rbuf.reserve(INITIAL_BUF);
         }
         let buf = std::mem::take(&mut self.rbuf);
         let (len, cap) = (buf.len(), buf.capacity());
         let canceller = Canceller::new();
-        let read = self.stream.cancelable_read(buf.slice_mut(len..cap), canceller.handle());
+        let read = self
+            .stream
+            .cancelable_read(buf.slice_mut(len..cap), canceller.handle());
         let mut read = std::pin::pin!(read);
         let sleep = monoio::time::sleep_until(deadline.into());
         let mut fail = None;
@@ -108,7 +116,9 @@ impl ConnIo {
         self.rbuf = slice.into_inner();
         match res {
             Ok(n) if n > 0 || fail.is_none() => {
-                metrics::get().bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics::get()
+                    .bytes_in
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(n)
             }
             Ok(_) => Err(fail.unwrap_or(ReadFail::TimedOut)),
@@ -134,12 +144,17 @@ impl ConnIo {
         match monoio::time::timeout(self.body_timeout, write).await {
             Ok((res, buf)) => {
                 if res.is_ok() {
-                    metrics::get().bytes_out.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    metrics::get()
+                        .bytes_out
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 (res.map(|_| ()), buf)
             }
             Err(_) => (
-                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client did not read the response in time")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client did not read the response in time",
+                )),
                 Vec::new(),
             ),
         }
@@ -163,7 +178,9 @@ impl ConnIo {
     pub async fn next_body_chunk(&mut self) -> Result<Option<&[u8]>, ApiError> {
         if self.continue_pending {
             self.continue_pending = false;
-            let (res, _) = self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await;
+            let (res, _) = self
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+                .await;
             res.map_err(|_| ApiError::bad_request("client went away").closing())?;
         }
         loop {
@@ -189,7 +206,8 @@ impl ConnIo {
                     } else {
                         let input = &self.rbuf[self.pos..];
                         let base = input.as_ptr() as usize;
-                        let (consumed, ev) = dec.decode(input).map_err(|e| ApiError::from_protocol(&e))?;
+                        let (consumed, ev) =
+                            dec.decode(input).map_err(|e| ApiError::from_protocol(&e))?;
                         let step = match ev {
                             ChunkedEvent::Data(d) => {
                                 let start = self.pos + (d.as_ptr() as usize - base);
@@ -242,7 +260,12 @@ impl ConnIo {
                             )
                             .closing())
                         }
-                        Err(_) => return Err(ApiError::bad_request("the connection failed while reading the body").closing()),
+                        Err(_) => {
+                            return Err(ApiError::bad_request(
+                                "the connection failed while reading the body",
+                            )
+                            .closing())
+                        }
                     }
                 }
             }
@@ -410,8 +433,12 @@ async fn read_head(w: &Worker, io: &mut ConnIo, head: &mut RequestHead) -> HeadR
             Ok(_) => {}
             Err(ReadFail::TimedOut) if !idle => {
                 return HeadRead::Failed(
-                    ApiError::new(408, "request_timeout", "the request head did not arrive within header_timeout")
-                        .closing(),
+                    ApiError::new(
+                        408,
+                        "request_timeout",
+                        "the request head did not arrive within header_timeout",
+                    )
+                    .closing(),
                 )
             }
             Err(ReadFail::Io(e)) => {

@@ -8,4 +8,3 @@ pub mod send;
 pub mod shutdown;
 pub mod signals;
 pub mod workers;
-

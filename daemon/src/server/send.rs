@@ -86,7 +86,9 @@ pub async fn write_response(
             finish(io, out).await
         }
         Body::Blob(BlobSource::File(file), parts) => match parts {
-            BlobParts::Full(len) => send_file(io, &file, out, ByteRange { start: 0, end: len }).await,
+            BlobParts::Full(len) => {
+                send_file(io, &file, out, ByteRange { start: 0, end: len }).await
+            }
             BlobParts::Single(r) => send_file(io, &file, out, r).await,
             BlobParts::Multi(writer, ranges) => {
                 let mut pending = out;
@@ -122,7 +124,12 @@ async fn finish(io: &mut ConnIo, out: Vec<u8>) -> io::Result<()> {
 }
 
 /// Send `prefix` (a head or part head) followed by the bytes `r` of `file`.
-async fn send_file(io: &mut ConnIo, file: &monoio::fs::File, prefix: Vec<u8>, r: ByteRange) -> io::Result<()> {
+async fn send_file(
+    io: &mut ConnIo,
+    file: &monoio::fs::File,
+    prefix: Vec<u8>,
+    r: ByteRange,
+) -> io::Result<()> {
     use monoio::buf::IoBufMut;
     let mut buf = std::mem::take(&mut io.fbuf);
     if buf.capacity() < FILE_CHUNK {

@@ -79,7 +79,11 @@ fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
     let mut out = Vec::with_capacity(n);
     let mut addr = addr;
     for _ in 0..n {
-        let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+        let family = if addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
         let fd: OwnedFd = rustix::net::socket_with(
             family,
             SocketType::STREAM,
@@ -110,7 +114,11 @@ pub fn run(cfg: Config, store: Store) -> io::Result<()> {
     signals::block_termination()?;
     let listeners = bind_listeners(cfg.listen, cfg.workers)?;
     let addr = listeners[0].local_addr()?;
-    let shared = Arc::new(Shared { limits: cfg.protocol_limits(), cfg, store });
+    let shared = Arc::new(Shared {
+        limits: cfg.protocol_limits(),
+        cfg,
+        store,
+    });
 
     let mut stops = Vec::new();
     let mut threads = Vec::new();
@@ -129,7 +137,7 @@ pub fn run(cfg: Config, store: Store) -> io::Result<()> {
         %addr,
         workers = shared.cfg.workers,
         data = %shared.store.data_dir().display(),
-        "ringbox listening addr={addr}"
+        "ringbox listening"
     );
 
     let sig = signals::wait_for_termination()?;
@@ -236,7 +244,11 @@ async fn accept_loop(
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
     if worker.active.get() > 0 {
-        tracing::warn!(worker = index, open = worker.active.get(), "grace period over; closing remaining connections");
+        tracing::warn!(
+            worker = index,
+            open = worker.active.get(),
+            "grace period over; closing remaining connections"
+        );
     }
 }
 
@@ -248,5 +260,6 @@ async fn refuse(mut stream: TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = monoio::time::timeout(Duration::from_secs(2), stream.write_all(resp.into_bytes())).await;
+    let _ =
+        monoio::time::timeout(Duration::from_secs(2), stream.write_all(resp.into_bytes())).await;
 }

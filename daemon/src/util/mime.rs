@@ -81,7 +81,9 @@ pub fn choose(content_type: Option<&str>, name: &str, head: &[u8]) -> String {
     if let Some(ct) = content_type.map(str::trim) {
         let generic = ct.is_empty()
             || ct.eq_ignore_ascii_case("application/octet-stream")
-            || ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded");
+            || ct
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded");
         if !generic && ct.len() <= 255 && ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             return ct.to_string();
         }
@@ -99,7 +101,10 @@ mod tests {
     #[test]
     fn chooses() {
         assert_eq!(choose(None, "x", b"\x89PNG\r\n\x1a\nxxxx"), "image/png");
-        assert_eq!(choose(Some("application/octet-stream"), "a.txt", b"hi"), "text/plain; charset=utf-8");
+        assert_eq!(
+            choose(Some("application/octet-stream"), "a.txt", b"hi"),
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(choose(Some("image/jpeg"), "a.txt", b"hi"), "image/jpeg");
         assert_eq!(choose(None, "noext", b"hi"), "application/octet-stream");
     }

@@ -35,7 +35,11 @@ struct Representation<'a> {
 
 /// `/v1/objects/{id}/content`
 pub async fn object(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let rec = ctx.w.store().get_object(id)?.ok_or_else(|| ApiError::not_found("the object"))?;
+    let rec = ctx
+        .w
+        .store()
+        .get_object(id)?
+        .ok_or_else(|| ApiError::not_found("the object"))?;
     match (rec.kind, rec.state, rec.sha256) {
         (_, State::Lost, _) => Err(lost()),
         (_, State::Pending, _) | (_, _, None) => Err(ApiError::new(
@@ -50,7 +54,11 @@ pub async fn object(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
                 mime: &rec.mime_type,
                 last_modified: (rec.updated_at_ms / 1000).max(0) as u64,
                 filename: Some(&rec.name),
-                inline: if kind == Kind::Text { rec.content.as_deref() } else { None },
+                inline: if kind == Kind::Text {
+                    rec.content.as_deref()
+                } else {
+                    None
+                },
                 object: Some(id),
             };
             serve(ctx, &rep).await
@@ -91,7 +99,9 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
     let head = ctx.head;
     let etag = format!("\"{}\"", hex::encode(&rep.sha));
     let last_modified = format_http_date(rep.last_modified);
-    let last_modified = std::str::from_utf8(&last_modified).unwrap_or_default().to_string();
+    let last_modified = std::str::from_utf8(&last_modified)
+        .unwrap_or_default()
+        .to_string();
     let conditions = Conditions {
         if_match: head.header("if-match"),
         if_none_match: head.header("if-none-match"),
@@ -100,13 +110,18 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
         if_range: head.header("if-range"),
         range: head.header("range"),
     };
-    let validators = Validators { etag: &etag, last_modified: Some(rep.last_modified), len: rep.size };
+    let validators = Validators {
+        etag: &etag,
+        last_modified: Some(rep.last_modified),
+        len: rep.size,
+    };
     let decision = evaluate(true, &conditions, &validators, &ctx.w.shared.limits);
 
     let mut resp = match decision {
         Decision::NotModified => {
             let mut r = Response::empty(304);
-            r.header("ETag", etag).header("Last-Modified", last_modified);
+            r.header("ETag", etag)
+                .header("Last-Modified", last_modified);
             return Ok(r);
         }
         Decision::PreconditionFailed => {
@@ -121,7 +136,10 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
             return Err(ApiError::new(
                 416,
                 "range_not_satisfiable",
-                format!("no requested range lies within the {} bytes of the content", rep.size),
+                format!(
+                    "no requested range lies within the {} bytes of the content",
+                    rep.size
+                ),
             )
             .with_header("Content-Range", unsatisfied_content_range(rep.size)));
         }
@@ -157,10 +175,16 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
         .unwrap_or(false);
     match (download, rep.filename, rep.object.is_some()) {
         (true, Some(name), _) => {
-            resp.header("Content-Disposition", content_disposition(DispositionKind::Attachment, name));
+            resp.header(
+                "Content-Disposition",
+                content_disposition(DispositionKind::Attachment, name),
+            );
         }
         (false, Some(name), true) => {
-            resp.header("Content-Disposition", content_disposition(DispositionKind::Inline, name));
+            resp.header(
+                "Content-Disposition",
+                content_disposition(DispositionKind::Inline, name),
+            );
         }
         _ => {}
     }

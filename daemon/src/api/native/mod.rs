@@ -31,7 +31,10 @@ pub fn healthz() -> Result<Response> {
 
 /// `GET /metrics`
 pub fn metrics() -> Result<Response> {
-    let mut r = Response::new(200, crate::http::Body::Bytes(counters::get().render().into_bytes()));
+    let mut r = Response::new(
+        200,
+        crate::http::Body::Bytes(counters::get().render().into_bytes()),
+    );
     r.content_type("text/plain; version=0.0.4; charset=utf-8");
     Ok(r)
 }
@@ -67,13 +70,22 @@ pub async fn object_content(ctx: Ctx<'_>) -> Result<Response> {
 pub async fn blob(ctx: Ctx<'_>) -> Result<Response> {
     let raw = ctx.route.param(0);
     let sha = crate::util::hex::decode_sha256(raw).ok_or_else(|| {
-        ApiError::new(400, "invalid_hash", "a blob is named by 64 hex digits of its SHA-256")
+        ApiError::new(
+            400,
+            "invalid_hash",
+            "a blob is named by 64 hex digits of its SHA-256",
+        )
     })?;
     content::blob(&ctx, sha).await
 }
 
 /// Parse a UUID path parameter.
 fn parse_id(raw: &str) -> Result<ObjectId> {
-    uuid::Uuid::try_parse(raw)
-        .map_err(|_| ApiError::new(400, "invalid_id", format!("`{raw}` is not an object id (a UUID)")))
+    uuid::Uuid::try_parse(raw).map_err(|_| {
+        ApiError::new(
+            400,
+            "invalid_id",
+            format!("`{raw}` is not an object id (a UUID)"),
+        )
+    })
 }

@@ -31,12 +31,20 @@ pub async fn read_small_body(io: &mut ConnIo, limit: u64) -> Result<Vec<u8>> {
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(413, "payload_too_large", format!("a JSON body may be at most {limit} bytes")).closing()
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("a JSON body may be at most {limit} bytes"),
+    )
+    .closing()
 }
 
 pub fn query(ctx: &Ctx<'_>) -> Result<Query> {
-    Query::parse(ctx.head.query())
-        .map_err(|p| ApiError::bad_request(format!("query parameter `{p}` is not valid percent-encoded UTF-8")))
+    Query::parse(ctx.head.query()).map_err(|p| {
+        ApiError::bad_request(format!(
+            "query parameter `{p}` is not valid percent-encoded UTF-8"
+        ))
+    })
 }
 
 /// `GET /v1/objects?namespace=&prefix=&q=&limit=&cursor=`
@@ -46,24 +54,41 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response> {
         None => 100,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(ApiError::bad_request("limit must be an integer from 1 to 1000")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "limit must be an integer from 1 to 1000",
+                ))
+            }
         },
     };
     let namespace = q.get("namespace").map(validate::namespace).transpose()?;
     let page = ctx.w.store().list_objects(&ListQuery {
         namespace,
-        prefix: q.get("prefix").filter(|p| !p.is_empty()).map(str::to_string),
+        prefix: q
+            .get("prefix")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         q: q.get("q").filter(|p| !p.is_empty()).map(str::to_string),
         limit,
-        cursor: q.get("cursor").filter(|p| !p.is_empty()).map(str::to_string),
+        cursor: q
+            .get("cursor")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
     })?;
     let objects: Vec<Value> = page.objects.iter().map(object_json).collect();
-    Ok(Response::json(200, &json!({ "objects": objects, "next_cursor": page.next_cursor })))
+    Ok(Response::json(
+        200,
+        &json!({ "objects": objects, "next_cursor": page.next_cursor }),
+    ))
 }
 
 /// `GET /v1/objects/{id}`
 pub fn get(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let rec = ctx.w.store().get_object(id)?.ok_or_else(|| ApiError::not_found("the object"))?;
+    let rec = ctx
+        .w
+        .store()
+        .get_object(id)?
+        .ok_or_else(|| ApiError::not_found("the object"))?;
     Ok(Response::json(200, &object_json(&rec)))
 }
 
@@ -103,18 +128,42 @@ pub async fn patch(ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
     })?;
     let patch = ObjectPatch {
         name: p.name.as_deref().map(validate::name).transpose()?,
-        namespace: p.namespace.as_deref().map(validate::namespace).transpose()?,
+        namespace: p
+            .namespace
+            .as_deref()
+            .map(validate::namespace)
+            .transpose()?,
         tags: p.tags.map(TagsField::validate).transpose()?,
-        metadata: p.metadata.map(validate::metadata).transpose()?.map(|m: Map<String, Value>| m),
+        metadata: p
+            .metadata
+            .map(validate::metadata)
+            .transpose()?
+            .map(|m: Map<String, Value>| m),
     };
-    match ctx.w.store().writer().submit(Command::Patch { id, patch, now_ms: now_ms() }).await? {
+    match ctx
+        .w
+        .store()
+        .writer()
+        .submit(Command::Patch {
+            id,
+            patch,
+            now_ms: now_ms(),
+        })
+        .await?
+    {
         Reply::Object(rec) => Ok(Response::json(200, &object_json(&rec))),
-        other => Err(ApiError::internal(format!("unexpected writer reply {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected writer reply {other:?}"
+        ))),
     }
 }
 
 /// `DELETE /v1/objects/{id}`
 pub async fn delete(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    ctx.w.store().writer().submit(Command::Delete { id }).await?;
+    ctx.w
+        .store()
+        .writer()
+        .submit(Command::Delete { id })
+        .await?;
     Ok(Response::empty(204))
 }

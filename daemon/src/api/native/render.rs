@@ -8,7 +8,8 @@ use crate::util::{hex, time::rfc3339_ms};
 /// `{"id","kind","name","namespace","mime_type","size","sha256","state","created_at",
 /// "updated_at","tags","metadata"}`, plus `"content"` for text objects.
 pub fn object_json(r: &ObjectRecord) -> Value {
-    let metadata: Value = serde_json::from_str(&r.metadata_json).unwrap_or_else(|_| Value::Object(Map::new()));
+    let metadata: Value =
+        serde_json::from_str(&r.metadata_json).unwrap_or_else(|_| Value::Object(Map::new()));
     let mut v = json!({
         "id": r.id.to_string(),
         "kind": match r.kind { Kind::File => "file", Kind::Text => "text" },

@@ -24,7 +24,9 @@ use crate::http::errors::ApiError;
 use crate::http::response::Response;
 use crate::metrics;
 use crate::server::conn::BODY_BUF;
-use crate::store::{Command, Durability, Kind, NewBlob, ObjectId, ObjectRecord, Reply, State, Store};
+use crate::store::{
+    Command, Durability, Kind, NewBlob, ObjectId, ObjectRecord, Reply, State, Store,
+};
 use crate::util::mime;
 use crate::util::time::now_ms;
 
@@ -106,7 +108,11 @@ impl BlobWriter {
             return Err(e);
         }
         let _ = self.file.close().await;
-        Ok(NewBlob { tmp_path: path, sha256: self.hasher.finalize().into(), size: self.size })
+        Ok(NewBlob {
+            tmp_path: path,
+            sha256: self.hasher.finalize().into(),
+            size: self.size,
+        })
     }
 
     /// Close and delete the temp file.
@@ -147,7 +153,9 @@ async fn body_to_blob(ctx: &mut Ctx<'_>) -> Result<(NewBlob, Vec<u8>)> {
 async fn commit(store: &Store, cmd: Command, tmp: Option<PathBuf>) -> Result<ObjectRecord> {
     match store.writer().submit(cmd).await {
         Ok(Reply::Object(rec)) => Ok(rec),
-        Ok(other) => Err(ApiError::internal(format!("unexpected writer reply {other:?}"))),
+        Ok(other) => Err(ApiError::internal(format!(
+            "unexpected writer reply {other:?}"
+        ))),
         Err(e) => {
             if let Some(p) = tmp {
                 remove_tmp(&p).await;
@@ -208,11 +216,24 @@ fn count_upload(size: u64) {
 /// `POST /v1/objects`
 pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
     let q = query(&ctx)?;
-    let content_type = ctx.head.header_str("content-type").unwrap_or("").to_string();
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = ctx
+        .head
+        .header_str("content-type")
+        .unwrap_or("")
+        .to_string();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let base = NewObject {
         namespace: validate::namespace(q.get("namespace").unwrap_or(validate::DEFAULT_NAMESPACE))?,
-        tags: q.get("tags").map(validate::tags_csv).transpose()?.unwrap_or_default(),
+        tags: q
+            .get("tags")
+            .map(validate::tags_csv)
+            .transpose()?
+            .unwrap_or_default(),
         metadata: Map::new(),
     };
     if media == "multipart/form-data" {
@@ -238,7 +259,15 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
     let rec = stored(rec, &blob, mime);
     let tmp = blob.tmp_path.clone();
     let size = blob.size;
-    let rec = commit(ctx.w.store(), Command::Create { record: rec, blob: Some(blob) }, Some(tmp)).await?;
+    let rec = commit(
+        ctx.w.store(),
+        Command::Create {
+            record: rec,
+            blob: Some(blob),
+        },
+        Some(tmp),
+    )
+    .await?;
     count_upload(size);
     Ok(created(&rec))
 }
@@ -277,7 +306,12 @@ async fn create_json(ctx: &mut Ctx<'_>, mut base: NewObject) -> Result<Response>
             let content = j
                 .content
                 .ok_or_else(|| ApiError::bad_request("a text object needs \"content\""))?;
-            let mut rec = new_record(ctx, Kind::Text, name.unwrap_or_else(|| "untitled.txt".into()), &base);
+            let mut rec = new_record(
+                ctx,
+                Kind::Text,
+                name.unwrap_or_else(|| "untitled.txt".into()),
+                &base,
+            );
             rec.size = content.len() as u64;
             rec.sha256 = Some(Sha256::digest(content.as_bytes()).into());
             rec.mime_type = "text/plain; charset=utf-8".into();
@@ -291,24 +325,44 @@ async fn create_json(ctx: &mut Ctx<'_>, mut base: NewObject) -> Result<Response>
                     "a file object gets its bytes through PUT /v1/objects/{id}/content, not \"content\"",
                 ));
             }
-            let name = name.ok_or_else(|| ApiError::bad_request("a pending file needs a \"name\""))?;
+            let name =
+                name.ok_or_else(|| ApiError::bad_request("a pending file needs a \"name\""))?;
             let mut rec = new_record(ctx, Kind::File, name, &base);
-            rec.mime_type = mime::from_name(&rec.name).unwrap_or("application/octet-stream").into();
+            rec.mime_type = mime::from_name(&rec.name)
+                .unwrap_or("application/octet-stream")
+                .into();
             rec
         }
         other => {
-            return Err(ApiError::bad_request(format!("\"type\" must be \"text\" or \"file\", not \"{other}\"")))
+            return Err(ApiError::bad_request(format!(
+                "\"type\" must be \"text\" or \"file\", not \"{other}\""
+            )))
         }
     };
-    let rec = commit(ctx.w.store(), Command::Create { record: rec, blob: None }, None).await?;
+    let rec = commit(
+        ctx.w.store(),
+        Command::Create {
+            record: rec,
+            blob: None,
+        },
+        None,
+    )
+    .await?;
     Ok(created(&rec))
 }
 
 /// The part being read.
 enum Part {
     None,
-    Field { name: String, value: Vec<u8> },
-    File { filename: String, content_type: Option<String>, writer: BlobWriter },
+    Field {
+        name: String,
+        value: Vec<u8>,
+    },
+    File {
+        filename: String,
+        content_type: Option<String>,
+        writer: BlobWriter,
+    },
 }
 
 /// A file part streamed to a temp blob, not yet committed.
@@ -329,8 +383,10 @@ async fn read_multipart(
     name_field: &mut Option<String>,
     first_file_only: bool,
 ) -> Result<Vec<FilePart>> {
-    let boundary = boundary_from_content_type(content_type.as_bytes()).map_err(|e| ApiError::from_protocol(&e))?;
-    let mut parser = MultipartParser::new(&boundary, &ctx.w.shared.limits).map_err(|e| ApiError::from_protocol(&e))?;
+    let boundary = boundary_from_content_type(content_type.as_bytes())
+        .map_err(|e| ApiError::from_protocol(&e))?;
+    let mut parser = MultipartParser::new(&boundary, &ctx.w.shared.limits)
+        .map_err(|e| ApiError::from_protocol(&e))?;
     let store = ctx.w.store();
     let mut files: Vec<FilePart> = Vec::new();
     let mut part = Part::None;
@@ -339,7 +395,9 @@ async fn read_multipart(
     let mut eof = false;
     let result: Result<()> = async {
         loop {
-            let (consumed, ev) = parser.parse(&mbuf[mpos..], eof).map_err(|e| ApiError::from_protocol(&e))?;
+            let (consumed, ev) = parser
+                .parse(&mbuf[mpos..], eof)
+                .map_err(|e| ApiError::from_protocol(&e))?;
             let mut need_more = false;
             let mut done = false;
             match ev {
@@ -351,7 +409,10 @@ async fn read_multipart(
                             content_type: h.content_type,
                             writer: BlobWriter::create(store).await?,
                         },
-                        (None, Some(name)) => Part::Field { name, value: Vec::new() },
+                        (None, Some(name)) => Part::Field {
+                            name,
+                            value: Vec::new(),
+                        },
                         _ => Part::None,
                     };
                 }
@@ -359,14 +420,20 @@ async fn read_multipart(
                     Part::File { writer, .. } => writer.write(d).await?,
                     Part::Field { value, .. } => {
                         if value.len() + d.len() > MAX_FIELD {
-                            return Err(ApiError::bad_request("a form field is larger than 64 KiB"));
+                            return Err(ApiError::bad_request(
+                                "a form field is larger than 64 KiB",
+                            ));
                         }
                         value.extend_from_slice(d);
                     }
                     Part::None => {}
                 },
                 MultipartEvent::PartEnd => match std::mem::replace(&mut part, Part::None) {
-                    Part::File { filename, content_type, writer } => {
+                    Part::File {
+                        filename,
+                        content_type,
+                        writer,
+                    } => {
                         let head = writer.head.clone();
                         let blob = writer.finish(store.durability()).await?;
                         files.push(FilePart {
@@ -374,12 +441,17 @@ async fn read_multipart(
                             content_type,
                             blob,
                             head,
-                            base: (base.namespace.clone(), base.tags.clone(), base.metadata.clone()),
+                            base: (
+                                base.namespace.clone(),
+                                base.tags.clone(),
+                                base.metadata.clone(),
+                            ),
                         });
                     }
                     Part::Field { name, value } => {
-                        let value = String::from_utf8(value)
-                            .map_err(|_| ApiError::bad_request(format!("form field `{name}` is not UTF-8")))?;
+                        let value = String::from_utf8(value).map_err(|_| {
+                            ApiError::bad_request(format!("form field `{name}` is not UTF-8"))
+                        })?;
                         match name.as_str() {
                             "namespace" => base.namespace = validate::namespace(value.trim())?,
                             "tags" => base.tags = validate::tags_csv(&value)?,
@@ -438,7 +510,11 @@ async fn read_multipart(
     Ok(files)
 }
 
-async fn create_multipart(ctx: &mut Ctx<'_>, content_type: &str, mut base: NewObject) -> Result<Response> {
+async fn create_multipart(
+    ctx: &mut Ctx<'_>,
+    content_type: &str,
+    mut base: NewObject,
+) -> Result<Response> {
     let mut name_field = None;
     let files = read_multipart(ctx, content_type, &mut base, &mut name_field, false).await?;
     if files.is_empty() {
@@ -458,7 +534,11 @@ async fn create_multipart(ctx: &mut Ctx<'_>, content_type: &str, mut base: NewOb
         match name {
             Ok(name) if failure.is_none() => {
                 let (namespace, tags, metadata) = f.base.clone();
-                let obj = NewObject { namespace, tags, metadata };
+                let obj = NewObject {
+                    namespace,
+                    tags,
+                    metadata,
+                };
                 let mime = mime::choose(f.content_type.as_deref(), &name, &f.head);
                 let rec = stored(new_record(ctx, Kind::File, name, &obj), &f.blob, mime);
                 pending.push((rec, f.blob));
@@ -482,7 +562,14 @@ async fn create_multipart(ctx: &mut Ctx<'_>, content_type: &str, mut base: NewOb
     for (rec, blob) in pending {
         let tmp = blob.tmp_path.clone();
         let size = blob.size;
-        waits.push((store.writer().submit(Command::Create { record: rec, blob: Some(blob) }), tmp, size));
+        waits.push((
+            store.writer().submit(Command::Create {
+                record: rec,
+                blob: Some(blob),
+            }),
+            tmp,
+            size,
+        ));
     }
     let mut objects = Vec::with_capacity(waits.len());
     let mut first_err = None;
@@ -493,7 +580,9 @@ async fn create_multipart(ctx: &mut Ctx<'_>, content_type: &str, mut base: NewOb
                 objects.push(object_json(&rec));
             }
             Ok(other) => {
-                first_err.get_or_insert(ApiError::internal(format!("unexpected writer reply {other:?}")));
+                first_err.get_or_insert(ApiError::internal(format!(
+                    "unexpected writer reply {other:?}"
+                )));
             }
             Err(e) => {
                 remove_tmp(&tmp).await;
@@ -509,16 +598,38 @@ async fn create_multipart(ctx: &mut Ctx<'_>, content_type: &str, mut base: NewOb
 
 /// `PUT /v1/objects/{id}/content`: raw body or the first file of a multipart form.
 pub async fn put_content(mut ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let existing = ctx.w.store().get_object(id)?.ok_or_else(|| ApiError::not_found("the object"))?;
+    let existing = ctx
+        .w
+        .store()
+        .get_object(id)?
+        .ok_or_else(|| ApiError::not_found("the object"))?;
     if existing.kind == Kind::Text {
-        return Err(ApiError::new(409, "conflict", "a text object has no file content; PATCH it instead"));
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            "a text object has no file content; PATCH it instead",
+        ));
     }
-    let content_type = ctx.head.header_str("content-type").unwrap_or("").to_string();
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = ctx
+        .head
+        .header_str("content-type")
+        .unwrap_or("")
+        .to_string();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let (blob, mime) = if media == "multipart/form-data" {
-        let mut base = NewObject { namespace: existing.namespace.clone(), tags: vec![], metadata: Map::new() };
+        let mut base = NewObject {
+            namespace: existing.namespace.clone(),
+            tags: vec![],
+            metadata: Map::new(),
+        };
         let mut name_field = None;
-        let mut files = read_multipart(&mut ctx, &content_type, &mut base, &mut name_field, true).await?;
+        let mut files =
+            read_multipart(&mut ctx, &content_type, &mut base, &mut name_field, true).await?;
         if files.is_empty() {
             return Err(ApiError::bad_request("the form has no file part"));
         }
@@ -527,7 +638,11 @@ pub async fn put_content(mut ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
         (f.blob, mime)
     } else {
         if ctx.head.framing() == ringbox_protocol::head::BodyFraming::None {
-            return Err(ApiError::new(411, "length_required", "send the content as the body"));
+            return Err(ApiError::new(
+                411,
+                "length_required",
+                "send the content as the body",
+            ));
         }
         let (blob, head) = body_to_blob(&mut ctx).await?;
         let mime = mime::choose(Some(&content_type), &existing.name, &head);
@@ -535,7 +650,12 @@ pub async fn put_content(mut ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
     };
     let tmp = blob.tmp_path.clone();
     let size = blob.size;
-    let cmd = Command::SetContent { id, blob, mime_type: Some(mime), now_ms: now_ms() };
+    let cmd = Command::SetContent {
+        id,
+        blob,
+        mime_type: Some(mime),
+        now_ms: now_ms(),
+    };
     let rec = commit(ctx.w.store(), cmd, Some(tmp)).await?;
     count_upload(size);
     Ok(Response::json(200, &object_json(&rec)))

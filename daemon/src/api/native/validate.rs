@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use crate::http::errors::ApiError;
 
 pub const DEFAULT_NAMESPACE: &str = "default";
-const MAX_NAME: usize = 1024;
+/// LMDB keys are at most 511 bytes and the name index key holds namespace + name + id.
+const MAX_NAME: usize = crate::store::MAX_NAME_BYTES;
 const MAX_TAGS: usize = 64;
 const MAX_TAG: usize = 128;
 /// Metadata is kept in the record; bound it so records stay small.
@@ -17,7 +18,9 @@ pub const MAX_METADATA: usize = 64 * 1024;
 pub fn namespace(ns: &str) -> Result<String, ApiError> {
     let ok = !ns.is_empty()
         && ns.len() <= 64
-        && ns.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && ns != "."
         && ns != "..";
     if ok {
@@ -35,7 +38,7 @@ pub fn name(name: &str) -> Result<String, ApiError> {
         return bad("it is empty");
     }
     if name.len() > MAX_NAME {
-        return bad("it is longer than 1024 bytes");
+        return bad(&format!("it is longer than {MAX_NAME} bytes"));
     }
     if name.chars().any(char::is_control) {
         return bad("it contains control characters");
@@ -51,12 +54,20 @@ pub fn name(name: &str) -> Result<String, ApiError> {
 
 /// Tags from a comma-separated string.
 pub fn tags_csv(csv: &str) -> Result<Vec<String>, ApiError> {
-    tags(csv.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect())
+    tags(
+        csv.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 pub fn tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad_request(format!("at most {MAX_TAGS} tags are allowed")));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_TAGS} tags are allowed"
+        )));
     }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for t in tags {
@@ -77,7 +88,9 @@ pub fn tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
 pub fn metadata_text(text: &str) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_str::<Value>(text) {
         Ok(v) => metadata(v),
-        Err(e) => Err(ApiError::bad_request(format!("metadata is not valid JSON: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "metadata is not valid JSON: {e}"
+        ))),
     }
 }
 

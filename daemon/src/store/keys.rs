@@ -1,0 +1,265 @@
+//! Key encodings chosen for ordered scans, and the opaque listing cursor.
+//!
+//! * objects: the id's 16 bytes (UUIDv7 is big-endian with the millisecond timestamp
+//!   first, so byte order is creation order).
+//! * names index: `namespace 0x00 name 0x00 id[16]`, value empty. LMDB compares keys as
+//!   bytes, and 0x00 sorts below every other byte, so the index is ordered by namespace,
+//!   then name, then id, exactly like comparing the three fields as a tuple: namespace
+//!   "a" sorts before "ab", and all of "a"'s keys lie in `[b"a\0", b"a\x01")`. That is why
+//!   namespaces and names must not contain NUL (checked here: `Invalid`).
+//! * A listing of one namespace is the range `ns\0 ..`, of a name prefix `ns\0prefix ..`,
+//!   each stopped at the first key that no longer starts with it. Both are O(log n) to
+//!   start and O(page) to read, whatever the size of the store.
+//!
+//! Cursor = base64url (no padding) of the last index key a listing scanned. Resuming
+//! starts strictly after it, so an object that exists for the whole listing is returned
+//! exactly once even when others are inserted or deleted between pages. A cursor is
+//! opaque to clients but not secret: forging one only moves the starting point, and a
+//! cursor that is not a well-formed index key (or lies outside the listed range) is
+//! refused with `Invalid`.
+//!
+//! LMDB refuses keys longer than 511 bytes (the build default), so namespace and name
+//! are bounded here ([`MAX_NAMESPACE_BYTES`] + [`MAX_NAME_BYTES`] + 18 <= 511).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use super::{ObjectId, StoreError};
+
+/// Longest namespace the index can hold, in UTF-8 bytes.
+pub const MAX_NAMESPACE_BYTES: usize = 160;
+/// Longest object name the index can hold, in UTF-8 bytes (a Linux file name is at most
+/// 255 bytes; the rest is headroom for dialects that put a path in the name).
+pub const MAX_NAME_BYTES: usize = 320;
+/// Bytes an index key adds around namespace and name: two NULs and the 16-byte id.
+const KEY_OVERHEAD: usize = 18;
+/// LMDB's key size limit in this build (MDB_MAXKEYSIZE).
+pub const LMDB_MAX_KEY_BYTES: usize = 511;
+const _: () = assert!(MAX_NAMESPACE_BYTES + MAX_NAME_BYTES + KEY_OVERHEAD <= LMDB_MAX_KEY_BYTES);
+/// A cursor longer than this cannot encode a valid key; refuse it before decoding.
+const MAX_CURSOR_CHARS: usize = LMDB_MAX_KEY_BYTES.div_ceil(3) * 4;
+
+/// The objects database key of `id`.
+pub fn object_key(id: &ObjectId) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+/// `Invalid` unless `ns` can be a namespace in the index.
+pub fn validate_namespace(ns: &str) -> Result<(), StoreError> {
+    if ns.as_bytes().contains(&0) {
+        return Err(StoreError::Invalid("namespace must not contain NUL".into()));
+    }
+    if ns.len() > MAX_NAMESPACE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "namespace is {} bytes; at most {MAX_NAMESPACE_BYTES} are allowed",
+            ns.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `Invalid` unless `name` can be an object name (or a name prefix) in the index.
+pub fn validate_name(name: &str) -> Result<(), StoreError> {
+    if name.as_bytes().contains(&0) {
+        return Err(StoreError::Invalid("name must not contain NUL".into()));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "name is {} bytes; at most {MAX_NAME_BYTES} are allowed",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The names index key `ns\0name\0id`.
+pub fn name_key(ns: &str, name: &str, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+    validate_namespace(ns)?;
+    validate_name(name)?;
+    let mut k = Vec::with_capacity(ns.len() + name.len() + KEY_OVERHEAD);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    Ok(k)
+}
+
+/// The first key of a scan of namespace `ns` restricted to names starting with
+/// `prefix` (empty = the whole namespace); every key of that range starts with it.
+pub fn scan_prefix(ns: &str, prefix: &str) -> Result<Vec<u8>, StoreError> {
+    validate_namespace(ns)?;
+    validate_name(prefix)?;
+    let mut k = Vec::with_capacity(ns.len() + 1 + prefix.len());
+    k.extend_from_slice(ns.as_bytes());
+    k.push(0);
+    k.extend_from_slice(prefix.as_bytes());
+    Ok(k)
+}
+
+/// The smallest possible key after every key of namespace `ns` (`ns\x01`).
+pub fn namespace_end(ns: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + 1);
+    k.extend_from_slice(ns.as_bytes());
+    k.push(1);
+    k
+}
+
+/// A decoded names index key, borrowing from the key bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameKey<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub id: ObjectId,
+}
+
+/// Splits an index key; `None` when it is not of the form `ns\0name\0id[16]` with UTF-8
+/// namespace and name free of NUL.
+pub fn parse_name_key(key: &[u8]) -> Option<NameKey<'_>> {
+    let head_len = key.len().checked_sub(17)?;
+    if key[head_len] != 0 {
+        return None;
+    }
+    let id = ObjectId::from_slice(&key[head_len + 1..]).ok()?;
+    let head = &key[..head_len];
+    let sep = head.iter().position(|&b| b == 0)?;
+    let (ns, name) = (&head[..sep], &head[sep + 1..]);
+    if name.contains(&0) {
+        return None;
+    }
+    Some(NameKey {
+        namespace: std::str::from_utf8(ns).ok()?,
+        name: std::str::from_utf8(name).ok()?,
+        id,
+    })
+}
+
+/// The opaque cursor for resuming after index key `key`.
+pub fn encode_cursor(key: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+/// The index key a cursor names; `Invalid("cursor ...")` for anything that is not a
+/// cursor this store could have produced.
+pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>, StoreError> {
+    let bad = || {
+        StoreError::Invalid(
+            "cursor is malformed; pass back the cursor of the previous page unchanged".into(),
+        )
+    };
+    if cursor.len() > MAX_CURSOR_CHARS {
+        return Err(bad());
+    }
+    let key = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    if key.len() > LMDB_MAX_KEY_BYTES || parse_name_key(&key).is_none() {
+        return Err(bad());
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn name_key_roundtrip() {
+        let id = Uuid::now_v7();
+        let k = name_key("photos", "été.jpg", &id).unwrap();
+        let p = parse_name_key(&k).unwrap();
+        assert_eq!(
+            p,
+            NameKey {
+                namespace: "photos",
+                name: "été.jpg",
+                id
+            }
+        );
+        let empty = name_key("", "", &id).unwrap();
+        assert_eq!(parse_name_key(&empty).unwrap().name, "");
+    }
+
+    #[test]
+    fn order_is_namespace_then_name_then_id() {
+        let a = Uuid::from_u128(1);
+        let b = Uuid::from_u128(2);
+        let mut keys = [
+            name_key("ab", "a", &a).unwrap(),
+            name_key("a", "zz", &a).unwrap(),
+            name_key("a", "z", &b).unwrap(),
+            name_key("a", "z", &a).unwrap(),
+            name_key("a", "", &b).unwrap(),
+        ];
+        keys.sort();
+        let parsed: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let p = parse_name_key(k).unwrap();
+                (p.namespace.to_owned(), p.name.to_owned(), p.id)
+            })
+            .collect();
+        let mut expected = parsed.clone();
+        expected.sort();
+        assert_eq!(parsed, expected);
+        assert!(namespace_end("a") > name_key("a", "\u{10ffff}", &Uuid::max()).unwrap());
+        assert!(namespace_end("a") < name_key("a\u{1}", "", &Uuid::nil()).unwrap());
+        assert!(namespace_end("a") < name_key("ab", "", &Uuid::nil()).unwrap());
+    }
+
+    #[test]
+    fn nul_and_length_are_invalid() {
+        let id = Uuid::nil();
+        assert!(matches!(
+            name_key("a\0b", "x", &id),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            name_key("a", "x\0", &id),
+            Err(StoreError::Invalid(_))
+        ));
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            name_key("a", &long, &id),
+            Err(StoreError::Invalid(_))
+        ));
+        let longest = name_key(
+            &"n".repeat(MAX_NAMESPACE_BYTES),
+            &"x".repeat(MAX_NAME_BYTES),
+            &id,
+        )
+        .unwrap();
+        assert!(longest.len() <= LMDB_MAX_KEY_BYTES);
+    }
+
+    #[test]
+    fn parse_rejects_malformed() {
+        assert!(parse_name_key(b"").is_none());
+        assert!(parse_name_key(&[0u8; 17]).is_none());
+        let mut k = name_key("a", "b", &Uuid::nil()).unwrap();
+        assert!(parse_name_key(&k).is_some());
+        k[1] = b'x'; // no separator between namespace and name any more
+        assert!(parse_name_key(&k).is_none());
+        let mut k = name_key("a", "b", &Uuid::nil()).unwrap();
+        k.insert(3, 0); // a NUL inside the name
+        assert!(parse_name_key(&k).is_none());
+        let mut k = name_key("a", "b", &Uuid::nil()).unwrap();
+        k[0] = 0xff; // not UTF-8
+        assert!(parse_name_key(&k).is_none());
+    }
+
+    #[test]
+    fn cursor_roundtrip_and_tamper() {
+        let k = name_key("ns", "name", &Uuid::now_v7()).unwrap();
+        let c = encode_cursor(&k);
+        assert!(c
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(decode_cursor(&c).unwrap(), k);
+        for bad in ["", "!!!", "AAAA", &c[..c.len() - 2], &"A".repeat(2000)] {
+            assert!(
+                matches!(decode_cursor(bad), Err(StoreError::Invalid(m)) if m.contains("cursor")),
+                "{bad}"
+            );
+        }
+    }
+}

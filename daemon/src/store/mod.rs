@@ -1,0 +1,795 @@
+//! The blob store: managed blob files plus LMDB metadata, behind one cheap `Store`
+//! handle that any worker thread can read through and one writer thread that makes
+//! every change.
+//!
+//! Contract (the HTTP layer relies on each point):
+//!
+//! * **Reads** (`get_object`, `get_blob`, `authenticate`, `list_objects`, `stats`) each
+//!   open one short LMDB read transaction, copy out what they return, and drop it before
+//!   returning. They never block on the writer and never open a second read transaction
+//!   while one is open. The environment is opened with heed's `read_txn_without_tls`
+//!   (LMDB `MDB_NOTLS`): a read transaction is then tied to its `RoTxn` object instead of
+//!   to its thread, so any number of worker threads (or a monoio task that moved) can
+//!   read concurrently without the "one read txn per thread" rule of LMDB's default. No
+//!   cargo feature is needed for that in heed 0.22.
+//! * **Writes** go through [`WriterHandle::submit`] as [`Command`]s. A reply means the
+//!   change is committed (and, with [`Durability::Fsync`], on disk): only then may a 2xx
+//!   be sent. See `writer.rs` for group commit and the order of file and LMDB effects.
+//! * **Crash safety**: an upload is fsynced in `tmp/` by the caller, renamed into
+//!   `blobs/` and its directory fsynced by the writer, and only then is the record
+//!   committed. A crash at any point leaves either nothing visible (`tmp/` is emptied at
+//!   open) or a blob file no record references (collected by the background GC that
+//!   every `open` starts). Blob files are unlinked only after the commit that dropped
+//!   their last reference.
+//! * **One process per data directory**: `open` takes an exclusive `flock` on
+//!   `<data>/ringbox.lock`, so a second daemon (or `ringbox gc`) cannot run GC against
+//!   uploads the first one is linking. `check` takes a shared lock: it refuses to run
+//!   against a live daemon, whose in-flight changes would show up as false problems.
+//!
+//! * **Listing** is a range scan of the names index (see `keys.rs`): O(log n) to find
+//!   the start, O(page) to read, never O(store). Measured (release build, 2-core VM,
+//!   `stress_list_page`): a page of 100 takes ~180 µs with 1k objects in the store and
+//!   ~110-150 µs with 1M, for a whole-store page, a namespace page after a cursor, a
+//!   name prefix, a prefix across all namespaces (skip scan) and a `q` filter alike.
+//!
+//! Errors are [`StoreError`]; I/O errors carry the path and, where it helps, what the
+//! operator can do about it. Out of disk (ENOSPC, EDQUOT) and out of LMDB map
+//! (`MDB_MAP_FULL`) are both [`StoreError::Full`], which the HTTP layer answers with 507.
+
+pub mod blobs;
+pub mod check;
+pub mod keys;
+pub mod records;
+mod tokens;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use heed::types::Bytes;
+use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+// The store's API for the daemon, re-exported flat. The daemon is a binary crate, so a
+// re-export it does not use yet would be an unused import: allowed here.
+#[allow(unused_imports)]
+pub use blobs::{parse_sha256_hex, sha256_hex};
+#[allow(unused_imports)]
+pub use check::{check, gc, CheckReport};
+#[allow(unused_imports)]
+pub use keys::{MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
+#[allow(unused_imports)]
+pub use records::{BlobRecord, Kind, ObjectRecord, Principal, Role, State, TokenRecord};
+#[allow(unused_imports)]
+pub use tokens::{ct_eq, generate_token, token_sha256};
+#[allow(unused_imports)]
+pub use writer::{Command, GcReport, NewBlob, ObjectPatch, Reply, WriterHandle, WriterStats};
+
+/// An object's id: a UUIDv7, stored as its 16 big-endian bytes (time-ordered).
+pub type ObjectId = uuid::Uuid;
+/// A SHA-256 digest.
+pub type Sha256 = [u8; 32];
+
+/// LMDB's map is virtual address space, not disk: reserve a lot so a growing store never
+/// hits `MDB_MAP_FULL` in practice (which would be a 507, not a crash).
+#[cfg(target_pointer_width = "64")]
+pub const DEFAULT_MAP_SIZE: usize = 1 << 40;
+/// On 32-bit targets the address space itself is the limit.
+#[cfg(not(target_pointer_width = "64"))]
+pub const DEFAULT_MAP_SIZE: usize = 1 << 30;
+/// Group commit: how many queued commands share one write transaction (one fsync).
+pub const DEFAULT_MAX_BATCH: usize = 256;
+/// Index entries one `list_objects` call may scan, so a rare `q` cannot make a single
+/// request walk the whole store; it returns fewer objects and a cursor instead.
+pub const DEFAULT_MAX_SCAN: usize = 10_000;
+/// LMDB reader slots. With `MDB_NOTLS` one slot is used per open read transaction;
+/// reads are short and synchronous, so this bounds concurrent readers (threads), not
+/// requests.
+const MAX_READERS: u32 = 1024;
+/// objects, names, blobs, tokens, meta, plus room for the tables still to come
+/// (users, collections, shares, events, webhooks, audit).
+const MAX_DBS: u32 = 16;
+/// Map sizes are rounded up to this, a multiple of every page size Linux uses.
+const MAP_SIZE_ALIGN: usize = 64 * 1024;
+/// The layout of the LMDB databases this build reads and writes.
+const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+const META_ADMIN_TOKEN: &[u8] = b"admin_token_sha256";
+const META_BLOB_BYTES: &[u8] = b"blob_bytes";
+
+/// How hard a commit tries to reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every acknowledged change survives power loss: blobs and their directories are
+    /// fsynced and LMDB syncs on commit.
+    #[default]
+    Fsync,
+    /// No fsync anywhere (LMDB `NO_SYNC | NO_META_SYNC`): a crash of the process loses
+    /// nothing, a power loss may lose recent commits. For tests and scratch stores.
+    None,
+}
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// LMDB map size in bytes (virtual; default 1 TiB). Rounded up to 64 KiB.
+    pub map_size: usize,
+    /// Most commands per write transaction (default 256).
+    pub max_batch: usize,
+}
+
+impl StoreConfig {
+    /// A config with the defaults: `Durability::Fsync`, 1 TiB map, batches of 256.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            durability: Durability::Fsync,
+            map_size: DEFAULT_MAP_SIZE,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+}
+
+/// Everything the store can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such object.
+    #[error("object not found")]
+    NotFound,
+    /// The request contradicts the object (e.g. PUT content on a text object).
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input caught by the store (e.g. a NUL in a name, a malformed cursor).
+    #[error("{0}")]
+    Invalid(String),
+    /// ENOSPC/EDQUOT or `MDB_MAP_FULL`: the HTTP layer answers 507.
+    #[error("no space left: the disk or the metadata map is full")]
+    Full,
+    /// An I/O error; the message names the path and, where it helps, the remedy.
+    #[error("{0}")]
+    Io(io::Error),
+    /// Any other LMDB (heed) error, or a record that cannot be decoded.
+    #[error("metadata store: {0}")]
+    Lmdb(String),
+    /// The writer thread is gone (the store was dropped).
+    #[error("the store is closed (its writer thread has stopped)")]
+    Closed,
+}
+
+impl StoreError {
+    /// A copy of this error, for replying the same failure to every command of a batch
+    /// (`io::Error` is not `Clone`).
+    pub(crate) fn replicate(&self) -> StoreError {
+        match self {
+            StoreError::NotFound => StoreError::NotFound,
+            StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+            StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+            StoreError::Full => StoreError::Full,
+            StoreError::Io(e) => StoreError::Io(io::Error::new(e.kind(), e.to_string())),
+            StoreError::Lmdb(m) => StoreError::Lmdb(m.clone()),
+            StoreError::Closed => StoreError::Closed,
+        }
+    }
+}
+
+fn is_storage_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> StoreError {
+        if is_storage_full(&e) {
+            StoreError::Full
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> StoreError {
+        match e {
+            heed::Error::Mdb(heed::MdbError::MapFull) => StoreError::Full,
+            heed::Error::Io(e) => e.into(),
+            other => StoreError::Lmdb(other.to_string()),
+        }
+    }
+}
+
+/// An I/O error with what was being done (and the path) in its message, plus a hint for
+/// the common operator mistakes. Storage-full errors become [`StoreError::Full`].
+pub(crate) fn io_context(e: io::Error, what: impl fmt::Display) -> StoreError {
+    if is_storage_full(&e) {
+        tracing::warn!(error = %e, "{what}");
+        return StoreError::Full;
+    }
+    let hint = match (e.kind(), e.raw_os_error()) {
+        (io::ErrorKind::PermissionDenied, _) => {
+            "; check that the data directory is writable by the ringbox user"
+        }
+        (_, Some(libc::EROFS)) => "; the file system is mounted read-only",
+        (_, Some(libc::EXDEV)) => "; tmp/ and blobs/ must be on the same file system",
+        _ => "",
+    };
+    StoreError::Io(io::Error::new(e.kind(), format!("{what}: {e}{hint}")))
+}
+
+/// Unix milliseconds now (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+type Db = heed::Database<Bytes, Bytes>;
+
+/// The named LMDB databases (all keys and values are raw bytes, encoded by `keys.rs`
+/// and `records.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Dbs {
+    /// id[16] -> ObjectRecord
+    pub objects: Db,
+    /// ns \0 name \0 id[16] -> empty
+    pub names: Db,
+    /// sha256[32] -> BlobRecord
+    pub blobs: Db,
+    /// sha256(token)[32] -> TokenRecord
+    pub tokens: Db,
+    /// schema_version, admin_token_sha256, blob_bytes
+    pub meta: Db,
+}
+
+const DB_NAMES: [&str; 5] = ["objects", "names", "blobs", "tokens", "meta"];
+
+impl Dbs {
+    fn create(env: &Env<WithoutTls>, wtxn: &mut RwTxn) -> Result<Dbs, StoreError> {
+        let mut dbs = Vec::with_capacity(DB_NAMES.len());
+        for name in DB_NAMES {
+            dbs.push(env.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
+        }
+        Ok(Dbs {
+            objects: dbs[0],
+            names: dbs[1],
+            blobs: dbs[2],
+            tokens: dbs[3],
+            meta: dbs[4],
+        })
+    }
+
+    /// Opens the existing databases (read-only use, for `check`).
+    pub(crate) fn open(env: &Env<WithoutTls>, rtxn: &RoTxn) -> Result<Dbs, StoreError> {
+        let mut dbs = Vec::with_capacity(DB_NAMES.len());
+        for name in DB_NAMES {
+            match env.open_database::<Bytes, Bytes>(rtxn, Some(name))? {
+                Some(db) => dbs.push(db),
+                None => {
+                    return Err(StoreError::Lmdb(format!(
+                        "{} has no '{name}' database; is this a ringbox data directory?",
+                        env.path().display()
+                    )))
+                }
+            }
+        }
+        Ok(Dbs {
+            objects: dbs[0],
+            names: dbs[1],
+            blobs: dbs[2],
+            tokens: dbs[3],
+            meta: dbs[4],
+        })
+    }
+}
+
+/// Reads a big-endian u64 from the meta database (0 when absent).
+pub(crate) fn meta_u64(dbs: &Dbs, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
+    match dbs.meta.get(txn, key)? {
+        None => Ok(0),
+        Some(v) => <[u8; 8]>::try_from(v)
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Lmdb(format!("corrupt meta value for {key:?}"))),
+    }
+}
+
+/// Adds `delta` to the stored total of blob bytes (kept so `stats` is O(1)).
+pub(crate) fn adjust_blob_bytes(dbs: &Dbs, txn: &mut RwTxn, delta: i128) -> Result<(), StoreError> {
+    let current = meta_u64(dbs, txn, META_BLOB_BYTES)?;
+    let next = (i128::from(current) + delta).clamp(0, i128::from(u64::MAX)) as u64;
+    dbs.meta.put(txn, META_BLOB_BYTES, &next.to_be_bytes())?;
+    Ok(())
+}
+
+/// Opens the LMDB environment in `meta_dir`.
+pub(crate) fn open_env(
+    meta_dir: &Path,
+    map_size: usize,
+    durability: Durability,
+    read_only: bool,
+) -> Result<Env<WithoutTls>, StoreError> {
+    let map_size = map_size
+        .max(MAP_SIZE_ALIGN)
+        .checked_next_multiple_of(MAP_SIZE_ALIGN)
+        .unwrap_or(usize::MAX - usize::MAX % MAP_SIZE_ALIGN);
+    let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+    opts.map_size(map_size)
+        .max_dbs(MAX_DBS)
+        .max_readers(MAX_READERS);
+    let mut flags = EnvFlags::empty();
+    if durability == Durability::None {
+        flags |= EnvFlags::NO_SYNC | EnvFlags::NO_META_SYNC;
+    }
+    if read_only {
+        flags |= EnvFlags::READ_ONLY;
+    }
+    // SAFETY: NO_SYNC and NO_META_SYNC are "unsafe" in heed because a power loss may
+    // lose or (with NO_SYNC) roll back recent commits; the operator chose exactly that
+    // with Durability::None. READ_ONLY only forbids writes.
+    unsafe {
+        opts.flags(flags);
+    }
+    // SAFETY: LMDB maps the data file; modifying it behind LMDB's back is UB. Only this
+    // module opens <data>/meta, once per process (heed refuses a second open with
+    // EnvAlreadyOpened, and Store::open holds an exclusive flock on the data directory
+    // against other ringbox processes; other LMDB processes use LMDB's own locking).
+    // It is never on a network file system by our documentation.
+    let env = unsafe { opts.open(meta_dir) }.map_err(|e| match e {
+        heed::Error::Io(e) => io_context(
+            e,
+            format!("cannot open the metadata store {}", meta_dir.display()),
+        ),
+        heed::Error::EnvAlreadyOpened => StoreError::Lmdb(format!(
+            "{} is already open in this process",
+            meta_dir.display()
+        )),
+        heed::Error::Mdb(heed::MdbError::Invalid) => StoreError::Lmdb(format!(
+            "{} does not hold a valid LMDB environment (MDB_INVALID); is the data \
+             directory right?",
+            meta_dir.display()
+        )),
+        other => StoreError::Lmdb(format!(
+            "cannot open the metadata store {}: {other}",
+            meta_dir.display()
+        )),
+    })?;
+    Ok(env)
+}
+
+/// Takes the data directory's lock file: exclusive for a running store, shared for
+/// `check`. `create` = create the lock file if missing.
+pub(crate) fn lock_data_dir(
+    root: &Path,
+    exclusive: bool,
+    create: bool,
+) -> Result<Option<fs::File>, StoreError> {
+    use rustix::fs::FlockOperation;
+    let path = root.join("ringbox.lock");
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if !create && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_context(e, format!("cannot open {}", path.display()))),
+    };
+    let op = if exclusive {
+        FlockOperation::NonBlockingLockExclusive
+    } else {
+        FlockOperation::NonBlockingLockShared
+    };
+    match rustix::fs::flock(&file, op) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "the data directory {} is in use by another ringbox process (or another \
+                 store in this one); stop it first",
+                root.display()
+            ),
+        ))),
+        Err(e) => Err(io_context(
+            e.into(),
+            format!("cannot lock {}", path.display()),
+        )),
+    }
+}
+
+/// A handle to an open store. Cheap to clone (an `Arc`), `Send + Sync`. Dropping the
+/// last handle stops the writer thread after it has finished the queued commands.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env<WithoutTls>,
+    dbs: Dbs,
+    layout: blobs::Layout,
+    durability: Durability,
+    writer: WriterHandle,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    admin_token_created: bool,
+    /// Held for the life of the store; declared last so it is released after the
+    /// environment is closed.
+    _lock: Option<fs::File>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.writer.shutdown();
+        let handle = match self.writer_thread.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle {
+            if handle.thread().id() == std::thread::current().id() {
+                return;
+            }
+            if handle.join().is_err() {
+                tracing::error!("the store's writer thread panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("data_dir", &self.inner.layout.root())
+            .field("durability", &self.inner.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A listing request. `limit` 0 is treated as 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// `None` = every namespace (ordered by namespace, then name, then id).
+    pub namespace: Option<String>,
+    /// Name starts with (a range scan when `namespace` is set; a skip scan over the
+    /// namespaces otherwise).
+    pub prefix: Option<String>,
+    /// Case-insensitive substring of the name (a filter on the scanned range).
+    pub q: Option<String>,
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListPage {
+    pub objects: Vec<ObjectRecord>,
+    /// Set when more objects may follow; pass it back as `ListQuery::cursor`.
+    pub next_cursor: Option<String>,
+}
+
+/// Counts for `/v1/stats` and `/metrics`. All O(1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(dead_code)] // see `Store::stats`
+pub struct StoreStats {
+    pub objects: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `cfg.data_dir`: creates the directories
+    /// (`meta/`, `blobs/00..ff`, `tmp/`), locks the data directory, empties `tmp/`, opens
+    /// LMDB, creates the admin token on first open, starts the writer thread and queues
+    /// a background GC pass (not waited for).
+    pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
+        Store::open_with(cfg, true)
+    }
+
+    pub(crate) fn open_with(cfg: StoreConfig, background_gc: bool) -> Result<Store, StoreError> {
+        let layout = blobs::Layout::new(&cfg.data_dir);
+        blobs::create_layout(&layout, cfg.durability)?;
+        let lock = lock_data_dir(layout.root(), true, true)?;
+        blobs::empty_tmp(&layout)?;
+        let env = open_env(&layout.meta_dir(), cfg.map_size, cfg.durability, false)?;
+        match env.clear_stale_readers() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "cleared stale LMDB readers left by a killed process"),
+            Err(e) => tracing::warn!(error = %e, "cannot clear stale LMDB readers"),
+        }
+        let mut wtxn = env.write_txn()?;
+        let dbs = Dbs::create(&env, &mut wtxn)?;
+        match dbs.meta.get(&wtxn, META_SCHEMA_VERSION)? {
+            None => dbs.meta.put(
+                &mut wtxn,
+                META_SCHEMA_VERSION,
+                &SCHEMA_VERSION.to_be_bytes(),
+            )?,
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v)
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Lmdb(format!(
+                        "{} has schema version {found}, this ringbox understands version \
+                         {SCHEMA_VERSION}; it was written by a different ringbox release",
+                        layout.meta_dir().display()
+                    )));
+                }
+            }
+        }
+        wtxn.commit()?;
+        let admin_token_created = tokens::ensure_admin_token(&env, &dbs, &layout)?;
+        let (writer, thread) = writer::start(
+            env.clone(),
+            dbs,
+            layout.clone(),
+            cfg.durability,
+            cfg.max_batch.max(1),
+        )?;
+        if background_gc {
+            writer.start_background_gc();
+        }
+        tracing::info!(data_dir = %layout.root().display(), durability = ?cfg.durability, "store opened");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                env,
+                dbs,
+                layout,
+                durability: cfg.durability,
+                writer,
+                writer_thread: Mutex::new(Some(thread)),
+                admin_token_created,
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.inner.layout.root()
+    }
+
+    /// `<data>/admin.token`.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.inner.layout.admin_token_path()
+    }
+
+    /// Whether this `open` created the admin token (first start), so the caller can
+    /// say where it was written.
+    // Store API the daemon does not call yet; allowed so the binary crate's dead-code
+    // lint stays quiet until it does.
+    #[allow(dead_code)]
+    pub fn admin_token_created(&self) -> bool {
+        self.inner.admin_token_created
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// The object with this id, if any.
+    pub fn get_object(&self, id: ObjectId) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.inner.env.read_txn()?;
+        match self.inner.dbs.objects.get(&txn, &keys::object_key(&id))? {
+            Some(bytes) => records::decode_object(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The blob record for this hash, if the blob is stored.
+    pub fn get_blob(&self, sha: &Sha256) -> Result<Option<BlobRecord>, StoreError> {
+        let txn = self.inner.env.read_txn()?;
+        match self.inner.dbs.blobs.get(&txn, sha)? {
+            Some(bytes) => records::decode_blob(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Who `token` (as presented by the client, without `Bearer `) belongs to. Looks up
+    /// SHA-256(token); the final equality is decided by a constant-time comparison of
+    /// the digests, and expired tokens do not authenticate.
+    pub fn authenticate(&self, token: &[u8]) -> Result<Option<Principal>, StoreError> {
+        let digest = token_sha256(token);
+        let txn = self.inner.env.read_txn()?;
+        let Some((key, value)) = self
+            .inner
+            .dbs
+            .tokens
+            .get_greater_than_or_equal_to(&txn, &digest)?
+        else {
+            return Ok(None);
+        };
+        if !ct_eq(key, &digest) {
+            return Ok(None);
+        }
+        let rec = records::decode_token(value)?;
+        Ok(rec.is_valid_at(now_ms()).then(|| rec.principal()))
+    }
+
+    /// One page of a listing, scanning at most [`DEFAULT_MAX_SCAN`] index entries.
+    /// Every object appears exactly once across pages, even when others are added or
+    /// deleted between pages. A malformed cursor is `Invalid("cursor ...")`.
+    pub fn list_objects(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
+        self.list_objects_filtered(q, DEFAULT_MAX_SCAN, |_| true)
+    }
+
+    /// [`Store::list_objects`] with an explicit scan bound and a filter on the decoded
+    /// record (for `tag=`, `mime=`, owner, ...). Objects the filter rejects still count
+    /// as scanned, so a page may hold fewer than `limit` objects and still have a cursor.
+    pub fn list_objects_filtered<F>(
+        &self,
+        q: &ListQuery,
+        max_scan: usize,
+        mut filter: F,
+    ) -> Result<ListPage, StoreError>
+    where
+        F: FnMut(&ObjectRecord) -> bool,
+    {
+        let limit = q.limit.max(1);
+        let max_scan = max_scan.max(1);
+        let prefix = q.prefix.as_deref().unwrap_or("");
+        keys::validate_name(prefix)?;
+        let needle = q.q.as_deref().filter(|s| !s.is_empty()).map(Needle::new);
+        // Every key of the listed range starts with `bound` (None: the whole index).
+        let bound = match &q.namespace {
+            Some(ns) => Some(keys::scan_prefix(ns, prefix)?),
+            None => None,
+        };
+        // No namespace but a prefix: visit each namespace's `ns\0prefix` range in turn.
+        let skip_scan = q.namespace.is_none() && !prefix.is_empty();
+        let (mut start, mut inclusive) = match &q.cursor {
+            Some(c) => {
+                let key = keys::decode_cursor(c)?;
+                if bound.as_ref().is_some_and(|b| !key.starts_with(b)) {
+                    return Err(StoreError::Invalid(
+                        "cursor does not belong to this listing (namespace or prefix changed)"
+                            .into(),
+                    ));
+                }
+                (key, false)
+            }
+            None => (bound.clone().unwrap_or_default(), true),
+        };
+        let in_range = |k: &[u8]| bound.as_ref().is_none_or(|b| k.starts_with(b));
+
+        let dbs = &self.inner.dbs;
+        let txn = self.inner.env.read_txn()?;
+        let mut objects = Vec::new();
+        let mut scanned = 0usize;
+        let mut last = Vec::new();
+        let more = 'scan: loop {
+            // LMDB refuses an empty key (MDB_BAD_VALSIZE): "from the start" is Unbounded.
+            let lower = if inclusive && start.is_empty() {
+                Bound::Unbounded
+            } else if inclusive {
+                Bound::Included(start.as_slice())
+            } else {
+                Bound::Excluded(start.as_slice())
+            };
+            let mut iter = dbs.names.range(&txn, &(lower, Bound::Unbounded))?;
+            let mut reseek = None;
+            while let Some(item) = iter.next() {
+                let (key, _) = item?;
+                if !in_range(key) {
+                    break 'scan false;
+                }
+                scanned += 1;
+                last.clear();
+                last.extend_from_slice(key);
+                match keys::parse_name_key(key) {
+                    None => tracing::error!(?key, "malformed names index key; run `ringbox check`"),
+                    Some(nk) if skip_scan && !nk.name.starts_with(prefix) => {
+                        reseek = Some(if nk.name < prefix {
+                            keys::scan_prefix(nk.namespace, prefix)?
+                        } else {
+                            keys::namespace_end(nk.namespace)
+                        });
+                        break;
+                    }
+                    Some(nk) => {
+                        if needle.as_ref().is_none_or(|n| n.matches(nk.name)) {
+                            match dbs.objects.get(&txn, &keys::object_key(&nk.id))? {
+                                None => tracing::error!(
+                                    id = %nk.id,
+                                    "names index entry without its object; run `ringbox check`"
+                                ),
+                                Some(bytes) => match records::decode_object(bytes) {
+                                    Ok(rec) => {
+                                        if filter(&rec) {
+                                            objects.push(rec);
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(id = %nk.id, error = %e, "skipping undecodable object")
+                                    }
+                                },
+                            }
+                        }
+                    }
+                }
+                if objects.len() >= limit || scanned >= max_scan {
+                    // More may follow if the range has another key.
+                    break 'scan match iter.next() {
+                        None => false,
+                        Some(item) => in_range(item?.0),
+                    };
+                }
+            }
+            match reseek {
+                Some(k) => {
+                    start = k;
+                    inclusive = true;
+                }
+                None => break false,
+            }
+        };
+        drop(txn);
+        let next_cursor = (more && !last.is_empty()).then(|| keys::encode_cursor(&last));
+        Ok(ListPage {
+            objects,
+            next_cursor,
+        })
+    }
+
+    /// `<data>/blobs/ab/<hex>`.
+    pub fn blob_path(&self, sha: &Sha256) -> PathBuf {
+        self.inner.layout.blob_path(sha)
+    }
+
+    /// A fresh unique `<data>/tmp/<uuid>` path (not created) for an upload.
+    pub fn tmp_path(&self) -> PathBuf {
+        self.inner.layout.tmp_path()
+    }
+
+    /// Object count, blob count and total blob bytes.
+    // Store API the daemon does not call yet; allowed so the binary crate's dead-code
+    // lint stays quiet until it does.
+    #[allow(dead_code)]
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let dbs = &self.inner.dbs;
+        let txn = self.inner.env.read_txn()?;
+        Ok(StoreStats {
+            objects: dbs.objects.len(&txn)?,
+            blobs: dbs.blobs.len(&txn)?,
+            blob_bytes: meta_u64(dbs, &txn, META_BLOB_BYTES)?,
+        })
+    }
+
+    /// The queue to the writer thread.
+    pub fn writer(&self) -> &WriterHandle {
+        &self.inner.writer
+    }
+}
+
+/// A case-insensitive substring matcher for `q`. ASCII needles against ASCII names (the
+/// common case) compare bytes without allocating; anything else lowercases both.
+struct Needle {
+    lower: String,
+}
+
+impl Needle {
+    fn new(q: &str) -> Needle {
+        Needle {
+            lower: q.to_lowercase(),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let needle = self.lower.as_bytes();
+        if self.lower.is_ascii() && name.is_ascii() {
+            name.as_bytes()
+                .windows(needle.len())
+                .any(|w| w.eq_ignore_ascii_case(needle))
+        } else {
+            name.to_lowercase().contains(&self.lower)
+        }
+    }
+}
