@@ -58,8 +58,6 @@ pub struct ConnIo {
     pos: usize,
     /// Reused buffer for response heads and small bodies.
     pub(crate) out: Vec<u8>,
-    /// Reused buffer for file reads on the send path.
-    pub(crate) fbuf: Vec<u8>,
     body: BodyState,
     continue_pending: bool,
     body_read: u64,
@@ -157,6 +155,29 @@ impl ConnIo {
                 )),
                 Vec::new(),
             ),
+        }
+    }
+
+    /// The socket, for the raw send paths in `send`.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// After a raw send failed: wait for writability on `EAGAIN` (bounded by the body
+    /// timeout), retry on `EINTR`, give up on anything else.
+    pub(crate) async fn handle_send_error(&self, e: std::io::Error) -> std::io::Result<()> {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock => {
+                match monoio::time::timeout(self.body_timeout, self.stream.writable(true)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client did not read the response in time",
+                    )),
+                }
+            }
+            std::io::ErrorKind::Interrupted => Ok(()),
+            _ => Err(e),
         }
     }
 
@@ -323,7 +344,6 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         rbuf: Vec::with_capacity(INITIAL_BUF),
         pos: 0,
         out: Vec::with_capacity(INITIAL_BUF),
-        fbuf: Vec::new(),
         body: BodyState::None,
         continue_pending: false,
         body_read: 0,

@@ -6,5 +6,5 @@ pub mod blob_cache;
 pub mod conn;
 pub mod send;
 pub mod shutdown;
-pub mod signals;
+pub mod sys;
 pub mod workers;

@@ -4,8 +4,8 @@
 //!
 //! - in-memory bodies (JSON, small cached blobs, their ranges and byteranges parts) are
 //!   appended to the head and go out in one write;
-//! - file-backed blobs are read with io_uring `read_at` into a reused per-connection
-//!   buffer and written out; the head rides along with the first chunk.
+//! - file-backed blobs go out with `sendfile(2)` (no copy through user space), the
+//!   head sent just before with `MSG_MORE` so the kernel can coalesce them.
 //!
 //! A short read of a blob file (the file shrank behind our back) aborts the
 //! connection: the head already promised a length, and sending other bytes under a
@@ -20,13 +20,12 @@ use ringbox_protocol::response::{write_content_length, write_header, write_statu
 use crate::http::response::{BlobParts, BlobSource, Body, Response};
 use crate::metrics;
 use crate::server::conn::ConnIo;
+use crate::server::sys;
 use crate::server::workers::Worker;
 use crate::util::time::now_secs;
 
 /// Bodies up to this size are copied behind the head and sent in one write.
 const INLINE_BODY: usize = 64 * 1024;
-/// File reads on the send path use a buffer of this size.
-const FILE_CHUNK: usize = 256 * 1024;
 
 /// Write `resp`. `head_only` (HEAD requests) sends the head with the body's length but
 /// no body. Returns the bytes written.
@@ -123,56 +122,46 @@ async fn finish(io: &mut ConnIo, out: Vec<u8>) -> io::Result<()> {
     res
 }
 
-/// Send `prefix` (a head or part head) followed by the bytes `r` of `file`.
+/// Send `prefix` (a head or part head) followed by the bytes `r` of `file`, with
+/// `sendfile(2)`: the bytes go from the page cache to the socket without a copy
+/// through user space (nginx's path). The socket is non-blocking meanwhile, so a full
+/// socket buffer means awaiting writability, never blocking the worker. A blob that
+/// is not in the page cache makes `sendfile` wait for the disk, exactly like nginx
+/// without `aio threads`; see tuning.md.
 async fn send_file(
     io: &mut ConnIo,
     file: &monoio::fs::File,
     prefix: Vec<u8>,
     r: ByteRange,
 ) -> io::Result<()> {
-    use monoio::buf::IoBufMut;
-    let mut buf = std::mem::take(&mut io.fbuf);
-    if buf.capacity() < FILE_CHUNK {
-        buf = Vec::with_capacity(FILE_CHUNK);
-    }
-    // The head rides with the first chunk of the file when it fits.
-    let mut pending_prefix = Some(prefix);
-    let mut pos = r.start;
-    while pos < r.end {
-        buf.clear();
-        let want = ((r.end - pos) as usize).min(FILE_CHUNK);
-        let (res, slice) = file.read_at(buf.slice_mut(0..want), pos).await;
-        buf = slice.into_inner();
-        let n = res?;
-        if n == 0 {
-            io.fbuf = buf;
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "blob file is shorter than its record; run `ringbox check`",
-            ));
+    let _nonblocking = sys::NonBlocking::set(io.stream())?;
+    let mut sent = 0;
+    while sent < prefix.len() {
+        match sys::send_more(io.stream(), &prefix[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) => io.handle_send_error(e).await?,
         }
-        pos += n as u64;
-        if let Some(mut p) = pending_prefix.take() {
-            if p.len() + n <= FILE_CHUNK + 4096 {
-                p.extend_from_slice(&buf[..n]);
-                let (res, p) = io.write_all(p).await;
-                io.out = p;
-                res?;
-                continue;
+    }
+    metrics::get()
+        .bytes_out
+        .fetch_add(prefix.len() as u64, Relaxed);
+    io.out = prefix;
+    let mut offset = r.start;
+    while offset < r.end {
+        // sendfile moves at most 2 GiB - 4 KiB per call.
+        let want = (r.end - offset).min(1 << 30) as usize;
+        match sys::sendfile(io.stream(), file, &mut offset, want) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob file is shorter than its record; run `ringbox check`",
+                ))
             }
-            let (res, p) = io.write_all(p).await;
-            io.out = p;
-            res?;
+            Ok(n) => {
+                metrics::get().bytes_out.fetch_add(n as u64, Relaxed);
+            }
+            Err(e) => io.handle_send_error(e).await?,
         }
-        let (res, b) = io.write_all(buf).await;
-        buf = b;
-        res?;
     }
-    if let Some(p) = pending_prefix.take() {
-        let (res, p) = io.write_all(p).await;
-        io.out = p;
-        res?;
-    }
-    io.fbuf = buf;
     Ok(())
 }

@@ -28,7 +28,7 @@ use crate::metrics;
 use crate::server::blob_cache::BlobCache;
 use crate::server::conn;
 use crate::server::shutdown::Shutdown;
-use crate::server::signals;
+use crate::server::sys as signals;
 use crate::store::Store;
 use crate::util::time::now_secs;
 

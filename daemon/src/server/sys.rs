@@ -1,0 +1,111 @@
+//! The few raw system calls the daemon makes itself, and all of its `unsafe`:
+//!
+//! - SIGTERM/SIGINT without async signal handlers: the main thread blocks both signals
+//!   before any worker starts (so every thread inherits the mask) and then waits for one
+//!   with `sigwait`, which turns a signal into an ordinary return value.
+//! - `sendfile(2)` from a blob file to a client socket, with the socket switched to
+//!   non-blocking for the duration, so a full socket buffer returns `EAGAIN` (and the
+//!   worker awaits writability) instead of blocking the worker thread.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use rustix::fs::OFlags;
+
+fn term_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and modify a sigset_t we own; a zeroed
+    // sigset_t is a valid argument to sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
+}
+
+/// Block SIGTERM and SIGINT in the calling thread (and threads it spawns later).
+pub fn block_termination() -> io::Result<()> {
+    let set = term_set();
+    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Wait until SIGTERM or SIGINT arrives; returns the signal number.
+pub fn wait_for_termination() -> io::Result<i32> {
+    let set = term_set();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
+    let rc = unsafe { libc::sigwait(&set, &mut sig) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(sig)
+}
+
+fn borrow(fd: &impl AsRawFd) -> BorrowedFd<'_> {
+    // SAFETY: the descriptor belongs to `fd`, which the caller holds borrowed for at
+    // least as long as the returned BorrowedFd lives, so it stays open and is not reused.
+    unsafe { BorrowedFd::borrow_raw(fd.as_raw_fd()) }
+}
+
+/// Puts a socket in non-blocking mode and restores its previous flags on drop.
+#[derive(Debug)]
+pub struct NonBlocking {
+    fd: RawFd,
+    saved: OFlags,
+}
+
+impl NonBlocking {
+    pub fn set(sock: &impl AsRawFd) -> io::Result<NonBlocking> {
+        let fd = borrow(sock);
+        let saved = rustix::fs::fcntl_getfl(fd)?;
+        if !saved.contains(OFlags::NONBLOCK) {
+            rustix::fs::fcntl_setfl(fd, saved | OFlags::NONBLOCK)?;
+        }
+        Ok(NonBlocking {
+            fd: sock.as_raw_fd(),
+            saved,
+        })
+    }
+}
+
+impl Drop for NonBlocking {
+    fn drop(&mut self) {
+        if !self.saved.contains(OFlags::NONBLOCK) {
+            // SAFETY: the guard never outlives the socket it was made for (it is a local
+            // in the send path that borrows the connection).
+            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            let _ = rustix::fs::fcntl_setfl(fd, self.saved);
+        }
+    }
+}
+
+/// One `send(2)` with `MSG_MORE` (more data follows: lets the kernel coalesce a
+/// response head with the file bytes that follow). Returns bytes sent.
+pub fn send_more(sock: &impl AsRawFd, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::net::send(
+        borrow(sock),
+        buf,
+        rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL,
+    )?)
+}
+
+/// One `sendfile(2)` of up to `count` bytes of `file` at `*offset` to `sock`.
+pub fn sendfile(
+    sock: &impl AsRawFd,
+    file: &impl AsRawFd,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    Ok(rustix::fs::sendfile(
+        borrow(sock),
+        borrow(file),
+        Some(offset),
+        count,
+    )?)
+}

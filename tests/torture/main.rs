@@ -1,0 +1,1 @@
+//! Torture suite (being written): crashes, full disks, hostile HTTP, slow and abundant clients.
