@@ -51,7 +51,7 @@ pub async fn dispatch(w: &Worker, head: &RequestHead, io: &mut ConnIo) -> (Respo
         }
     };
     let name = route.name;
-    let principal = match auth::authorize(head, route.access, w.cfg().anonymous, w.store()) {
+    let principal = match auth::authorize(head, route.access, w.cfg().anonymous, w.store(), &w.tokens) {
         Ok(p) => p,
         Err(e) => return (e.into_response(), name),
     };

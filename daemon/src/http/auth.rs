@@ -2,6 +2,14 @@
 //! `Authorization: Bearer <token>` (checked against the store; a wrong token is 401
 //! even in anonymous modes, so a typo is never silently downgraded) or is anonymous
 //! and is let through only as far as `--anonymous` allows.
+//!
+//! Valid tokens are remembered per worker for [`TOKEN_CACHE_TTL`], so the hot path
+//! skips the SHA-256 and the LMDB lookup; a revoked token stops working within that
+//! time. Unknown tokens are never cached.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use ringbox_protocol::head::RequestHead;
 
@@ -10,6 +18,15 @@ use crate::http::errors::ApiError;
 use crate::http::router::Access;
 use crate::store::{Principal, Role, Store};
 
+/// How long a worker trusts a token it has checked.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most tokens remembered per worker (the cache is cleared when full).
+const TOKEN_CACHE_MAX: usize = 1024;
+
+/// Per-worker cache of recently validated tokens.
+#[derive(Debug, Default)]
+pub struct TokenCache(RefCell<HashMap<Vec<u8>, (Principal, Instant)>>);
+
 /// Decide whether the request may call a route of `access`.
 /// Returns the principal (None for anonymous callers).
 pub fn authorize(
@@ -17,9 +34,10 @@ pub fn authorize(
     access: Access,
     anonymous: Anonymous,
     store: &Store,
+    cache: &TokenCache,
 ) -> Result<Option<Principal>, ApiError> {
     let principal = match head.header("authorization") {
-        Some(value) => Some(authenticate(value, store)?),
+        Some(value) => Some(authenticate(value, store, cache)?),
         None => None,
     };
     let allowed = match (&principal, access) {
@@ -39,7 +57,7 @@ pub fn authorize(
     }
 }
 
-fn authenticate(value: &[u8], store: &Store) -> Result<Principal, ApiError> {
+fn authenticate(value: &[u8], store: &Store, cache: &TokenCache) -> Result<Principal, ApiError> {
     let token = value
         .strip_prefix(b"Bearer ")
         .or_else(|| value.strip_prefix(b"bearer "))
@@ -48,8 +66,20 @@ fn authenticate(value: &[u8], store: &Store) -> Result<Principal, ApiError> {
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
+    if let Some((p, at)) = cache.0.borrow().get(token) {
+        if at.elapsed() < TOKEN_CACHE_TTL {
+            return Ok(p.clone());
+        }
+    }
     match store.authenticate(token)? {
-        Some(p) => Ok(p),
+        Some(p) => {
+            let mut c = cache.0.borrow_mut();
+            if c.len() >= TOKEN_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(token.to_vec(), (p.clone(), Instant::now()));
+            Ok(p)
+        }
         None => Err(ApiError::unauthorized(
             "the bearer token is not valid; check <data>/admin.token",
         )),

@@ -109,12 +109,12 @@ impl BlobCache {
         sha: &[u8; 32],
         size: u64,
     ) -> Result<BlobSource, OpenError> {
-        let path = store.blob_path(sha);
         let cached = cache.borrow_mut().get(sha);
-        if let Some((source, fresh)) = cached {
-            if fresh {
-                return Ok(source);
-            }
+        if let Some((source, true)) = &cached {
+            return Ok(source.clone());
+        }
+        let path = store.blob_path(sha);
+        if let Some((source, _)) = cached {
             return match monoio::fs::metadata(&path).await {
                 Ok(_) => {
                     cache.borrow_mut().touch(sha);

@@ -9,13 +9,13 @@
 //! auth and size checks), enforces `max_body` on chunked bodies, and puts a deadline
 //! on every read. Any framing error closes the connection after the error response.
 //!
-//! Deadlines use cancelable io_uring reads: on expiry the read is cancelled and then
-//! awaited, so the buffer comes back intact (monoio `docs/en/io-cancel.md`).
+//! Deadlines race each read against a timer; an expired read is dropped (monoio
+//! cancels it) and the connection is closed, so no byte is ever needed from it.
 
 use std::time::{Duration, Instant};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
 use ringbox_protocol::head::{parse_request_head, BodyFraming, Method, RequestHead, Status};
@@ -81,46 +81,39 @@ enum Step {
 }
 
 impl ConnIo {
-    /// Read more bytes into the buffer (appending), with a deadline.
-    /// Returns the number of bytes read; 0 means the peer closed.
-    async fn read_more(
-        &mut self,
-        deadline: Instant,
-        shutdown: Option<&Worker>,
-    ) -> Result<usize, ReadFail> {
+    /// Read more bytes into the buffer (appending), with a deadline, and (for idle
+    /// waits) until the worker shuts down. Returns the number of bytes read; 0 means
+    /// the peer closed.
+    ///
+    /// On a deadline or shutdown the in-flight read is dropped, which makes monoio
+    /// cancel it; bytes it might have received are lost, which is fine because every
+    /// caller closes the connection in that case. (Cancelable reads would keep them,
+    /// at the price of an allocation per read on the hot path.)
+    async fn read_more(&mut self, deadline: Instant, shutdown: Option<&Worker>) -> Result<usize, ReadFail> {
         if self.rbuf.capacity() == self.rbuf.len() {
             self.rbuf.reserve(INITIAL_BUF);
         }
         let buf = std::mem::take(&mut self.rbuf);
         let (len, cap) = (buf.len(), buf.capacity());
-        let canceller = Canceller::new();
-        let read = self
-            .stream
-            .cancelable_read(buf.slice_mut(len..cap), canceller.handle());
-        let mut read = std::pin::pin!(read);
+        let read = self.stream.read(buf.slice_mut(len..cap));
         let sleep = monoio::time::sleep_until(deadline.into());
-        let mut fail = None;
         let (res, slice) = match shutdown {
             Some(w) => monoio::select! {
-                r = &mut read => r,
-                _ = sleep => { fail = Some(ReadFail::TimedOut); canceller.cancel(); read.await }
-                _ = w.shutdown.wait() => { fail = Some(ReadFail::Shutdown); canceller.cancel(); read.await }
+                r = read => r,
+                _ = sleep => return Err(ReadFail::TimedOut),
+                _ = w.shutdown.wait() => return Err(ReadFail::Shutdown),
             },
             None => monoio::select! {
-                r = &mut read => r,
-                _ = sleep => { fail = Some(ReadFail::TimedOut); canceller.cancel(); read.await }
+                r = read => r,
+                _ = sleep => return Err(ReadFail::TimedOut),
             },
         };
         self.rbuf = slice.into_inner();
         match res {
-            Ok(n) if n > 0 || fail.is_none() => {
-                metrics::get()
-                    .bytes_in
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(n) => {
+                metrics::get().bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(n)
             }
-            Ok(_) => Err(fail.unwrap_or(ReadFail::TimedOut)),
-            Err(_) if fail.is_some() => Err(fail.unwrap_or(ReadFail::TimedOut)),
             Err(e) => Err(ReadFail::Io(e)),
         }
     }

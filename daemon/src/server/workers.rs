@@ -24,6 +24,7 @@ use ringbox_protocol::Limits;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 
 use crate::config::Config;
+use crate::http::auth::TokenCache;
 use crate::metrics;
 use crate::server::blob_cache::BlobCache;
 use crate::server::conn;
@@ -47,6 +48,7 @@ pub struct Worker {
     pub date: RefCell<DateCache>,
     pub blobs: RefCell<BlobCache>,
     pub shutdown: Shutdown,
+    pub tokens: TokenCache,
     /// Connections this worker is serving (for the graceful drain).
     pub active: Cell<usize>,
 }
@@ -58,6 +60,7 @@ impl Worker {
             date: RefCell::new(DateCache::new(now_secs())),
             blobs: RefCell::new(BlobCache::default()),
             shutdown: Shutdown::default(),
+            tokens: TokenCache::default(),
             active: Cell::new(0),
         }
     }
