@@ -3,7 +3,7 @@
 //! can never be stale in content; it can only vanish (deleted or lost), which is why
 //! entries are re-validated with an io_uring `statx` at most once per second.
 //!
-//! - Blobs up to [`SMALL_BLOB`] bytes are read whole into memory once and verified
+//! - Blobs up to [`SMALL_BLOB`] bytes (16 KiB) are read whole into memory once and verified
 //!   against their SHA-256 (a corrupted small blob is never served under its strong
 //!   ETag); responses then copy them behind the head and send one write.
 //! - Larger blobs keep an open descriptor; their size is checked against the record.
@@ -20,8 +20,10 @@ use sha2::{Digest, Sha256};
 use crate::http::response::BlobSource;
 use crate::store::Store;
 
-/// Blobs up to this size are cached in memory.
-pub const SMALL_BLOB: u64 = 64 * 1024;
+/// Blobs up to this size are cached in memory and copied behind the response head
+/// (one write). Above it, `sendfile` from the page cache beats the copy: measured
+/// with the load harness, a 64 KiB GET copied from memory ran at 0.58x nginx.
+pub const SMALL_BLOB: u64 = 16 * 1024;
 /// Memory budget for small blobs per worker.
 const MAX_MEMORY: usize = 64 << 20;
 /// Most entries (open descriptors + memory blobs) per worker.
