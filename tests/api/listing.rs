@@ -196,6 +196,19 @@ fn limit_bounds() {
 }
 
 #[test]
+fn default_limit_is_100() {
+    let d = Daemon::start(&["--durability", "none"]);
+    let c = Client::new(&d);
+    create_many(&d, "default", "d-", 150, 2);
+    let (first, next) = page(&c, "");
+    assert_eq!(first.len(), 100, "default page size");
+    let next = next.expect("no next_cursor after a full default page");
+    let (rest, end) = page(&c, &format!("?cursor={}", pct(&next)));
+    assert_eq!(rest.len(), 50);
+    assert_eq!(end, None);
+}
+
+#[test]
 fn cursor_garbage_is_400() {
     let d = Daemon::start(&[]);
     let c = Client::new(&d);

@@ -15,6 +15,7 @@ mod common;
 mod auth;
 mod content;
 mod health;
+mod lifecycle;
 mod listing;
 mod objects;
 mod robustness;

@@ -262,6 +262,29 @@ rejected! {
 }
 
 #[test]
+fn max_head_and_max_headers_flags() {
+    let mut d = Daemon::start(&["--max-head", "2KiB", "--max-headers", "10"]);
+    let mut ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ".to_vec();
+    ok.extend(std::iter::repeat_n(b'a', 1500));
+    ok.extend_from_slice(b"\r\n\r\n");
+    let mut conn = RawConn::connect(d.addr());
+    conn.send(&ok);
+    conn.read_response().expect(200);
+
+    let mut big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 3000));
+    big.extend_from_slice(b"\r\n\r\n");
+    assert_rejected(&mut d, &big, 431, Some("head_too_large"));
+
+    let mut many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..11 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_rejected(&mut d, &many, 431, Some("too_many_headers"));
+}
+
+#[test]
 fn smuggling_attempts_store_nothing() {
     let mut d = Daemon::start(&[]);
     let t = bearer(&d);

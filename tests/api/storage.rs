@@ -90,6 +90,52 @@ fn dedup_one_blob_file_until_last_reference_goes() {
 }
 
 #[test]
+fn concurrent_identical_uploads_share_one_blob() {
+    let d = Daemon::start(&[]);
+    let data = random_bytes(31, 256 * 1024);
+    let sha = sha256_hex(&data);
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let c = Client::new(&d);
+                let data = &data;
+                s.spawn(move || id_of(&c.upload(&format!("same-{i}"), None, None, data)))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("uploader panicked"))
+            .collect()
+    });
+    let c = Client::new(&d);
+    for id in &ids {
+        assert_eq!(c.object(id)["sha256"], sha);
+    }
+    assert_eq!(
+        files_under(&blobs_dir(&d)),
+        vec![blob_file(&d, &sha)],
+        "racing uploads of the same bytes"
+    );
+    assert!(
+        files_under(&d.data_dir().join("tmp")).is_empty(),
+        "{:?}",
+        files_under(&d.data_dir().join("tmp"))
+    );
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = Client::new(&d);
+            s.spawn(move || c.delete(&format!("/v1/objects/{id}")).expect(204));
+        }
+    });
+    let gone = poll(Duration::from_secs(2), || {
+        blob_files_named(&d, &sha).is_empty().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "blob file survived the deletion of all its objects"
+    );
+}
+
+#[test]
 fn replaced_content_releases_the_old_blob() {
     let d = Daemon::start(&[]);
     let c = Client::new(&d);

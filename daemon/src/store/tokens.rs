@@ -103,7 +103,6 @@ fn write_token_file(layout: &Layout, token: &str) -> Result<(), StoreError> {
             .open(&tmp)
             .map_err(|e| io_context(e, format!("cannot create {}", tmp.display())))?;
         f.write_all(token.as_bytes())
-            .and_then(|()| f.write_all(b"\n"))
             .and_then(|()| f.sync_all())
             .map_err(|e| io_context(e, format!("cannot write {}", tmp.display())))?;
         fs::rename(&tmp, &dest)
