@@ -51,10 +51,11 @@ pub async fn dispatch(w: &Worker, head: &RequestHead, io: &mut ConnIo) -> (Respo
         }
     };
     let name = route.name;
-    let principal = match auth::authorize(head, route.access, w.cfg().anonymous, w.store(), &w.tokens) {
-        Ok(p) => p,
-        Err(e) => return (e.into_response(), name),
-    };
+    let principal =
+        match auth::authorize(head, route.access, w.cfg().anonymous, w.store(), &w.tokens) {
+            Ok(p) => p,
+            Err(e) => return (e.into_response(), name),
+        };
     // Refuse an oversized body before reading it (and before `100 Continue`).
     if let BodyFraming::ContentLength(n) = head.framing() {
         if n > w.cfg().max_body {

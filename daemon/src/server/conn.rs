@@ -89,7 +89,11 @@ impl ConnIo {
     /// cancel it; bytes it might have received are lost, which is fine because every
     /// caller closes the connection in that case. (Cancelable reads would keep them,
     /// at the price of an allocation per read on the hot path.)
-    async fn read_more(&mut self, deadline: Instant, shutdown: Option<&Worker>) -> Result<usize, ReadFail> {
+    async fn read_more(
+        &mut self,
+        deadline: Instant,
+        shutdown: Option<&Worker>,
+    ) -> Result<usize, ReadFail> {
         if self.rbuf.capacity() == self.rbuf.len() {
             self.rbuf.reserve(INITIAL_BUF);
         }
@@ -111,7 +115,9 @@ impl ConnIo {
         self.rbuf = slice.into_inner();
         match res {
             Ok(n) => {
-                metrics::get().bytes_in.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics::get()
+                    .bytes_in
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => Err(ReadFail::Io(e)),
