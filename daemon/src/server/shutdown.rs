@@ -1,11 +1,11 @@
 //! A per-worker "we are shutting down" flag that idle connections can await, so a
 //! SIGTERM closes idle keep-alive connections at once while requests in flight finish.
 //!
-//! Each waiting connection registers its waker under a key and removes it when its
-//! wait ends (the future is dropped), so the table holds only current waiters.
+//! Every keep-alive wait registers here, so this is on the hot path: waiters live in a
+//! slab (a vector plus a free list, no hashing); each removes its slot when its wait
+//! ends (the future is dropped), so the slab holds only current waiters.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -14,8 +14,39 @@ use std::task::{Context, Poll, Waker};
 #[derive(Debug, Default)]
 pub struct Shutdown {
     fired: Cell<bool>,
-    next_key: Cell<u64>,
-    waiters: RefCell<HashMap<u64, Waker>>,
+    waiters: RefCell<Slab>,
+}
+
+#[derive(Debug, Default)]
+struct Slab {
+    slots: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl Slab {
+    fn insert(&mut self, w: Waker) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(w);
+                i
+            }
+            None => {
+                self.slots.push(Some(w));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        if self.slots.get_mut(i).and_then(Option::take).is_some() {
+            self.free.push(i);
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.slots.len() == self.free.len()
+    }
 }
 
 impl Shutdown {
@@ -26,7 +57,11 @@ impl Shutdown {
     /// Fire once; wakes every waiter.
     pub fn fire(&self) {
         self.fired.set(true);
-        for (_, w) in self.waiters.borrow_mut().drain() {
+        let mut slab = self.waiters.borrow_mut();
+        let wakers: Vec<Waker> = slab.slots.iter_mut().filter_map(Option::take).collect();
+        slab.free = (0..slab.slots.len()).collect();
+        drop(slab);
+        for w in wakers {
             w.wake();
         }
     }
@@ -41,7 +76,7 @@ impl Shutdown {
 #[derive(Debug)]
 pub struct Wait<'a> {
     s: &'a Shutdown,
-    key: Option<u64>,
+    key: Option<usize>,
 }
 
 impl Future for Wait<'_> {
@@ -50,16 +85,18 @@ impl Future for Wait<'_> {
         if self.s.fired.get() {
             return Poll::Ready(());
         }
-        let key = match self.key {
-            Some(k) => k,
+        let mut slab = self.s.waiters.borrow_mut();
+        match self.key {
+            Some(k) => match &mut slab.slots[k] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            },
             None => {
-                let k = self.s.next_key.get();
-                self.s.next_key.set(k + 1);
+                let k = slab.insert(cx.waker().clone());
+                drop(slab);
                 self.key = Some(k);
-                k
             }
-        };
-        self.s.waiters.borrow_mut().insert(key, cx.waker().clone());
+        }
         Poll::Pending
     }
 }
@@ -67,7 +104,7 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Some(k) = self.key {
-            self.s.waiters.borrow_mut().remove(&k);
+            self.s.waiters.borrow_mut().remove(k);
         }
     }
 }
