@@ -27,8 +27,10 @@ use crate::metrics;
 use crate::server::send;
 use crate::server::workers::Worker;
 
-/// Initial read buffer; grows to the head limit or [`BODY_BUF`] when needed.
-const INITIAL_BUF: usize = 4096;
+/// Initial read buffer; grows to the head limit or [`BODY_BUF`] when needed. It is
+/// what an idle keep-alive connection holds (its pending read needs a buffer), so it
+/// is small: most request heads are a few hundred bytes.
+const INITIAL_BUF: usize = 2048;
 /// Read buffer size while streaming a body.
 pub const BODY_BUF: usize = 256 * 1024;
 /// Leftover request bodies up to this size are read and discarded to keep the
@@ -342,7 +344,7 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         stream,
         rbuf: Vec::with_capacity(INITIAL_BUF),
         pos: 0,
-        out: Vec::with_capacity(INITIAL_BUF),
+        out: Vec::new(),
         body: BodyState::None,
         continue_pending: false,
         body_read: 0,
@@ -358,6 +360,7 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
             HeadRead::Failed(e) => {
                 let status = e.status;
                 let resp = e.into_response();
+                io.out = w.take_buffer();
                 let _ = send::write_response(&mut io, w, resp, false, true).await;
                 metrics::get().request(crate::http::router::UNMATCHED, status);
                 io.lingering_close().await;
@@ -373,7 +376,9 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         };
         io.continue_pending = head.expects_continue() && !io.body_finished();
 
-        let (mut resp, route) = api::dispatch(w, &head, &mut io).await;
+        // Boxed: the handlers' state is large, and an idle connection should not carry
+        // it (10,000 idle connections x 5.7 KB otherwise).
+        let (mut resp, route) = Box::pin(api::dispatch(w, &head, &mut io)).await;
         let status = resp.status;
         let mut close = resp.close || !head.keep_alive() || w.shutdown.is_fired();
         if !close && !io.body_finished() && !io.drain_body().await {
@@ -382,7 +387,9 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         let unread_body = !io.body_finished();
         resp.close = close;
         let is_head = head.method() == Method::Head;
+        io.out = w.take_buffer();
         let sent = send::write_response(&mut io, w, resp, is_head, close).await;
+        w.return_buffer(std::mem::take(&mut io.out));
         metrics::get().request(route, status);
         if sent.is_err() {
             return;

@@ -51,6 +51,9 @@ pub struct Worker {
     pub tokens: TokenCache,
     /// Connections this worker is serving (for the graceful drain).
     pub active: Cell<usize>,
+    /// Response buffers lent to connections while they write, so idle connections
+    /// hold none.
+    buffers: RefCell<Vec<Vec<u8>>>,
 }
 
 impl Worker {
@@ -62,6 +65,22 @@ impl Worker {
             shutdown: Shutdown::default(),
             tokens: TokenCache::default(),
             active: Cell::new(0),
+            buffers: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A cleared response buffer from the pool.
+    pub fn take_buffer(&self) -> Vec<u8> {
+        self.buffers.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(8192))
+    }
+
+    /// Give a response buffer back (dropped if the pool is full or it grew large).
+    pub fn return_buffer(&self, mut buf: Vec<u8>) {
+        const MAX_POOLED: usize = 256;
+        let mut pool = self.buffers.borrow_mut();
+        if pool.len() < MAX_POOLED && (1024..=256 * 1024).contains(&buf.capacity()) {
+            buf.clear();
+            pool.push(buf);
         }
     }
 
