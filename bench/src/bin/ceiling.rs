@@ -217,3 +217,31 @@ async fn connection(mut stream: TcpStream, full: &'static [u8], head_only: &'sta
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, Parsed};
+
+    #[test]
+    fn heads_are_found_whole_partial_and_with_bodies() {
+        let get = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(
+            matches!(parse(get), Parsed::Request { head_len, body_len: 0, is_head: false } if head_len == get.len())
+        );
+        assert!(matches!(parse(&get[..get.len() - 1]), Parsed::Partial));
+        let put = b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        assert!(matches!(parse(put), Parsed::Request { body_len: 5, .. }));
+        assert!(matches!(
+            parse(b"HEAD / HTTP/1.1\r\n\r\n"),
+            Parsed::Request { is_head: true, .. }
+        ));
+        assert!(matches!(
+            parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Parsed::Invalid
+        ));
+        assert!(matches!(
+            parse(b"\x01\x02 nonsense\r\n\r\n"),
+            Parsed::Invalid
+        ));
+    }
+}

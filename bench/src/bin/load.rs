@@ -84,6 +84,10 @@ struct Args {
     #[arg(long)]
     no_ringbox: bool,
 
+    /// Use this ringbox binary instead of building one (e.g. to compare two builds).
+    #[arg(long)]
+    ringbox_bin: Option<PathBuf>,
+
     /// Do not build ringbox and the ceiling server (use what is in the target dir).
     #[arg(long)]
     no_build: bool,
@@ -104,6 +108,12 @@ struct Args {
     /// cross-check wrk; HEAD always uses it).
     #[arg(long)]
     hammer: bool,
+
+    /// Record ringbox with `perf record -g` during its first round of every GET and
+    /// 1 MiB upload scenario; the profiles go to bench/work/perf/ (needs `perf`:
+    /// apt-get install -y linux-perf). Do not quote figures from such a run.
+    #[arg(long)]
+    perf: bool,
 
     /// Workspace root (default: the parent of this crate).
     #[arg(long)]
@@ -241,10 +251,14 @@ fn run(args: Args) -> Result<(), HarnessError> {
         )?);
     }
     if !args.no_build {
-        setup::build(&paths, needs(Kind::Ringbox), needs(Kind::Ceiling))?;
+        setup::build(
+            &paths,
+            needs(Kind::Ringbox) && args.ringbox_bin.is_none(),
+            needs(Kind::Ceiling),
+        )?;
     }
     if needs(Kind::Ringbox) {
-        let bin = paths.ringbox();
+        let bin = args.ringbox_bin.clone().unwrap_or_else(|| paths.ringbox());
         if !bin.is_file() {
             return Err(HarnessError::msg(format!(
                 "{} is missing; build it or drop --no-build",
@@ -264,10 +278,10 @@ fn run(args: Args) -> Result<(), HarnessError> {
         tools.ceiling = Some(bin);
     }
 
+    // Read before pinning: the CPU count follows this process's affinity.
+    let machine = Machine::describe(&paths);
     // Servers on CPU 0, wrk and our clients (this process's threads) on CPU 1.
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let nproc = machine.nproc;
     let (server_cpu, client_cpu) = if args.no_pin {
         (None, None)
     } else if nproc >= 2 {
@@ -291,7 +305,6 @@ fn run(args: Args) -> Result<(), HarnessError> {
         ));
     }
 
-    let machine = Machine::describe(&paths);
     let run_dir = paths.work.join(format!("run-{stamp}"));
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| HarnessError::io(format!("create {}", run_dir.display()), e))?;
@@ -322,6 +335,7 @@ fn run(args: Args) -> Result<(), HarnessError> {
         server_cpu,
         client_cpu,
         hammer_all: args.hammer,
+        perf_dir: args.perf.then(|| paths.work.join("perf")),
     };
     let settings_json = serde_json::json!({
         "duration_s": duration,

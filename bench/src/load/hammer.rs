@@ -84,8 +84,8 @@ pub fn run(run: &HammerRun) -> Result<WrkResult, HarnessError> {
     let mut latencies: Vec<u32> = Vec::with_capacity(1 << 20);
     let start = Instant::now();
     let deadline = start + run.duration;
-    for i in 0..conns.len() {
-        send(&ep, &mut conns[i], i, &run.request, &mut result);
+    for (i, c) in conns.iter_mut().enumerate() {
+        send(&ep, c, i, &run.request, &mut result);
     }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
     let mut chunk = vec![0u8; 256 * 1024];
@@ -281,4 +281,64 @@ fn feed(c: &mut ConnState, mut data: &[u8], head: bool, done: &mut Vec<u16>) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (ConnState, std::net::TcpListener) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = ConnState::open(l.local_addr().unwrap()).unwrap();
+        (c, l)
+    }
+
+    const TWO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
+
+    #[test]
+    fn answers_are_framed_whole_and_byte_by_byte() {
+        let (mut c, _l) = conn();
+        let mut done = Vec::new();
+        feed(&mut c, TWO, false, &mut done).unwrap();
+        assert_eq!(done, [200, 304]);
+
+        let (mut c, _l) = conn();
+        let mut done = Vec::new();
+        for b in TWO {
+            feed(&mut c, std::slice::from_ref(b), false, &mut done).unwrap();
+        }
+        assert_eq!(done, [200, 304]);
+    }
+
+    #[test]
+    fn a_partial_answer_waits_for_more() {
+        let (mut c, _l) = conn();
+        let mut done = Vec::new();
+        feed(&mut c, &TWO[..TWO.len() - 3], false, &mut done).unwrap();
+        assert_eq!(done, [200]);
+        feed(&mut c, &TWO[TWO.len() - 3..], false, &mut done).unwrap();
+        assert_eq!(done, [200, 304]);
+    }
+
+    #[test]
+    fn head_answers_have_no_body_and_chunked_is_refused() {
+        let (mut c, _l) = conn();
+        let mut done = Vec::new();
+        feed(
+            &mut c,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n",
+            true,
+            &mut done,
+        )
+        .unwrap();
+        assert_eq!(done, [200]);
+        let (mut c, _l) = conn();
+        assert!(feed(
+            &mut c,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+            &mut done
+        )
+        .is_err());
+    }
 }

@@ -596,3 +596,63 @@ pub fn random_u64() -> u64 {
     let _ = getrandom::fill(&mut b);
     u64::from_le_bytes(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server that writes `answer` to the first connection and keeps it open.
+    fn serve_once(answer: &'static [u8]) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            // Dribble the answer to exercise partial reads.
+            for part in answer.chunks(7) {
+                s.write_all(part).unwrap();
+                thread::sleep(Duration::from_millis(1));
+            }
+            thread::sleep(Duration::from_millis(200));
+        });
+        addr
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        let addr = serve_once(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nT: v\r\n\r\n");
+        let mut c = Conn::connect(addr).unwrap();
+        let r = c.request("GET", "/", &[], None).unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.body, b"hello world");
+        assert!(!c.closed);
+    }
+
+    #[test]
+    fn content_length_bodies_and_headers_are_read() {
+        let addr = serve_once(b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz");
+        let mut c = Conn::connect(addr).unwrap();
+        let r = c.request("GET", "/", &[("X", "1")], None).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"xyz"[..]));
+        assert_eq!(r.header("ETAG"), Some("\"abc\""));
+        assert!(c.closed);
+    }
+
+    #[test]
+    fn multipart_framing_adds_up_to_the_content_length() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let (head, pre, post) = UploadStyle::Multipart.frame(addr, "a.bin", 1000);
+        let head = String::from_utf8(head).unwrap();
+        let total = pre.len() + 1000 + post.len();
+        assert!(
+            head.contains(&format!("Content-Length: {total}\r\n")),
+            "{head}"
+        );
+        assert!(head.starts_with("POST / HTTP/1.1\r\n"));
+        assert!(String::from_utf8(pre)
+            .unwrap()
+            .contains("name=\"file\"; filename=\"a.bin\""));
+    }
+}

@@ -38,7 +38,25 @@ pub struct Round {
     /// 1-based.
     pub round: usize,
     /// Server name to its measurement, in the order they ran.
+    #[serde(serialize_with = "serialize_results")]
     pub results: Vec<(String, Measurement)>,
+}
+
+/// Writes a round's results as `[{"server": name, "value": .., "detail": .., "error": ..}]`.
+fn serialize_results<S: serde::Serializer>(
+    results: &[(String, Measurement)],
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        server: &'a str,
+        #[serde(flatten)]
+        measurement: &'a Measurement,
+    }
+    ser.collect_seq(results.iter().map(|(server, measurement)| Entry {
+        server,
+        measurement,
+    }))
 }
 
 /// A scenario's rounds and summary.
@@ -341,5 +359,65 @@ impl RunReport {
 pub fn note(notes: &mut Vec<String>, text: String) {
     if !notes.contains(&text) {
         notes.push(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(v: Option<f64>) -> Measurement {
+        Measurement {
+            value: v,
+            ..Measurement::default()
+        }
+    }
+
+    #[test]
+    fn spread_takes_the_middle() {
+        let s = spread(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(spread(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert!(spread(&[]).is_none());
+    }
+
+    #[test]
+    fn ratios_are_paired_by_round_and_skip_failed_rounds() {
+        let round = |i, a, b| Round {
+            round: i,
+            results: vec![("ringbox".into(), m(a)), ("nginx".into(), m(b))],
+        };
+        let mut sc = ScenarioResult {
+            name: "t".into(),
+            title: "t".into(),
+            description: String::new(),
+            unit: "req/s".into(),
+            better: Better::Higher,
+            command: String::new(),
+            rounds: vec![
+                round(1, Some(200.0), Some(100.0)),
+                round(2, Some(300.0), None),
+                round(3, Some(150.0), Some(100.0)),
+                round(4, Some(100.0), Some(100.0)),
+            ],
+            summary: Vec::new(),
+            notes: Vec::new(),
+        };
+        sc.summarize();
+        let c = &sc.summary[0];
+        assert_eq!(c.peer, "nginx");
+        assert_eq!(c.rounds, 3);
+        let r = c.ratio.unwrap();
+        assert_eq!((r.median, r.min, r.max), (1.5, 1.0, 2.0));
+        assert_eq!(c.ringbox.unwrap().median, 150.0);
+    }
+
+    #[test]
+    fn values_are_formatted_for_tables() {
+        assert_eq!(fmt_value(52312.4), "52,312");
+        assert_eq!(fmt_value(1234567.0), "1,234,567");
+        assert_eq!(fmt_value(283.2), "283");
+        assert_eq!(fmt_value(27.94), "27.9");
+        assert_eq!(fmt_value(0.304), "0.30");
     }
 }

@@ -50,6 +50,66 @@ pub struct Settings {
     /// Use the built-in epoll client instead of wrk for every GET scenario (a cross-check
     /// of wrk; figures are not comparable with wrk's).
     pub hammer_all: bool,
+    /// With `--perf`: where `perf record -g` of ringbox's first round of every GET
+    /// scenario is written.
+    pub perf_dir: Option<std::path::PathBuf>,
+}
+
+/// `perf record -g -p <pid>` running alongside one measurement.
+#[derive(Debug)]
+struct Profile {
+    child: std::process::Child,
+    path: std::path::PathBuf,
+    deadline: Instant,
+}
+
+impl Profile {
+    fn start(
+        dir: &std::path::Path,
+        scenario: &str,
+        pid: u32,
+        duration: Duration,
+    ) -> Result<Self, HarnessError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
+        let path = dir.join(format!("perf-{scenario}.data"));
+        // Record a little less than the run so the profile holds load only.
+        let secs = duration.as_secs_f64().max(2.0) - 1.0;
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+            .arg(&path)
+            .args(["--", "sleep", &format!("{secs:.1}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                HarnessError::msg(format!(
+                    "cannot run perf ({e}); install it with apt-get install -y linux-perf"
+                ))
+            })?;
+        Ok(Self {
+            child,
+            path,
+            deadline: Instant::now() + duration + Duration::from_secs(30),
+        })
+    }
+
+    fn finish(mut self) -> Result<std::path::PathBuf, HarnessError> {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) if st.success() => return Ok(self.path),
+                Ok(Some(st)) => return Err(HarnessError::msg(format!("perf record failed: {st}"))),
+                Ok(None) if Instant::now() > self.deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(HarnessError::msg("perf record did not finish; killed"));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(HarnessError::io("wait for perf", e)),
+            }
+        }
+    }
 }
 
 /// Extra header of a GET scenario.
@@ -259,6 +319,11 @@ fn progress(
     }
 }
 
+/// "1", or "none" when not pinned.
+pub fn cpu_name(cpu: Option<usize>) -> String {
+    cpu.map_or_else(|| "none".to_string(), |c| c.to_string())
+}
+
 /// Replaces the bearer token in a displayed command by `$TOKEN`.
 fn redact(s: &str, auth: Option<&str>) -> String {
     match auth.and_then(|a| a.strip_prefix("Bearer ")) {
@@ -449,9 +514,9 @@ impl Runner {
             }
             if spec.method == "HEAD" || self.settings.hammer_all {
                 command = format!(
-                    "ringbox-bench epoll client (wrk 4.1 cannot read HEAD answers; --hammer), pinned to CPU {:?}: {} \
+                    "ringbox-bench epoll client (wrk 4.1 cannot read HEAD answers; --hammer), pinned to CPU {}: {} \
                      connections, {:?}, {} {}",
-                    self.settings.client_cpu,
+                    cpu_name(self.settings.client_cpu),
                     spec.connections,
                     self.settings.duration,
                     spec.method,
@@ -477,11 +542,36 @@ impl Runner {
             };
             for (i, run) in &plan {
                 let server = &mut servers[*i];
+                // With --perf, ringbox's first round is recorded while it runs.
+                let profile = match &self.settings.perf_dir {
+                    Some(dir) if round == 1 && server.kind == Kind::Ringbox => {
+                        match Profile::start(dir, spec.name, server.pid(), self.settings.duration) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                self.problem(format!("[{}] perf record: {e}", spec.name));
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let res = if run.method == "HEAD" || self.settings.hammer_all {
                     Self::hammer(run, server)
                 } else {
                     wrk::run(run, self.settings.client_cpu, &self.place.run_dir)
                 };
+                if let Some(p) = profile {
+                    match p.finish() {
+                        Ok(path) => note(
+                            &mut notes,
+                            format!(
+                                "perf profile of ringbox (round 1): `perf report -i {}`",
+                                path.display()
+                            ),
+                        ),
+                        Err(e) => self.problem(format!("[{}] perf record: {e}", spec.name)),
+                    }
+                }
                 let m = match res {
                     Ok(res) => wrk_measurement(&res),
                     Err(e) => failed(e),
@@ -556,7 +646,8 @@ impl Runner {
                 results: Vec::new(),
             };
             for kind in self.upload_kinds() {
-                let m = match self.one_upload_run(kind, durability, &block) {
+                let profile = (round == 1 && kind == Kind::Ringbox).then_some(name);
+                let m = match self.one_upload_run(kind, durability, &block, profile) {
                     Ok(m) => m,
                     Err(e) => {
                         note(&mut notes, format!("{}: {e}", kind.name()));
@@ -598,6 +689,7 @@ impl Runner {
         kind: Kind,
         durability: Durability,
         block: &Arc<Vec<u8>>,
+        profile_as: Option<&str>,
     ) -> Result<Measurement, HarnessError> {
         let s = &self.settings;
         let mut server = start_for_upload(
@@ -632,6 +724,10 @@ impl Runner {
             )));
         }
         drop(conn);
+        let profile = match (&s.perf_dir, profile_as) {
+            (Some(dir), Some(name)) => Some(Profile::start(dir, name, server.pid(), s.duration)?),
+            _ => None,
+        };
         let out = upload_load(
             server.addr,
             &style,
@@ -640,6 +736,13 @@ impl Runner {
             s.upload_size,
             Arc::clone(block),
         );
+        if let Some(p) = profile {
+            let path = p.finish()?;
+            eprintln!(
+                "load: perf profile of ringbox: perf report -i {}",
+                path.display()
+            );
+        }
         server.check_alive()?;
         let rate = out.completed as f64 / out.elapsed_s.max(1e-9);
         let error = if out.completed == 0 || out.failed * 100 > out.completed {

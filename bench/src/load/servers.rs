@@ -748,3 +748,36 @@ pub fn start_for_upload(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_is_found_in_ready_lines() {
+        let line = "2026-11-23T14:52:33Z  INFO ringbox::server::workers: ringbox listening \
+                    addr=127.0.0.1:37953 workers=1 data=/tmp/x";
+        assert_eq!(parse_addr(line), Some("127.0.0.1:37953".parse().unwrap()));
+        assert_eq!(
+            parse_addr("ceiling listening addr=127.0.0.1:80"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_addr("listening addr=\"127.0.0.1:81\""),
+            Some("127.0.0.1:81".parse().unwrap())
+        );
+        assert_eq!(parse_addr("ringbox listening"), None);
+    }
+
+    #[test]
+    fn hex_is_lower_case() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+    }
+
+    #[test]
+    fn peers_parse_by_name() {
+        assert_eq!(Kind::parse("static-web-server"), Some(Kind::Sws));
+        assert_eq!(Kind::parse(" NGINX "), Some(Kind::Nginx));
+        assert_eq!(Kind::parse("apache"), None);
+    }
+}

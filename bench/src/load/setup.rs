@@ -128,7 +128,7 @@ pub fn ensure_apt_tools(
                 "{what} not installed; run as root, or first: sudo apt-get update && sudo apt-get install -y wrk nginx"
             )));
         }
-        eprintln!("load: {what} missing; running apt-get update && apt-get install -y wrk nginx");
+        eprintln!("bench: {what} missing; running apt-get update && apt-get install -y wrk nginx");
         let mut update = Command::new("apt-get");
         update
             .args(["update"])
@@ -172,7 +172,7 @@ pub fn ensure_cargo_tool(
         )));
     }
     eprintln!(
-        "load: installing {krate} (cargo install --locked --root {} {krate}); this compiles for a while",
+        "bench: installing {krate} (cargo install --locked --root {} {krate}); this compiles for a while",
         paths.tools_root.display()
     );
     let mut cmd = cargo();
@@ -196,7 +196,7 @@ pub fn ensure_cargo_tool(
 /// `cargo build --release -p ringbox` and the ceiling server, from the workspace root.
 pub fn build(paths: &Paths, ringbox: bool, ceiling: bool) -> Result<(), HarnessError> {
     if ringbox {
-        eprintln!("load: cargo build --release -p ringbox");
+        eprintln!("bench: cargo build --release -p ringbox");
         let mut cmd = cargo();
         cmd.current_dir(&paths.workspace)
             .args(["build", "--release", "-p", "ringbox"]);
@@ -213,7 +213,7 @@ pub fn build(paths: &Paths, ringbox: bool, ceiling: bool) -> Result<(), HarnessE
         }
     }
     if ceiling {
-        eprintln!("load: cargo build --release -p ringbox-bench --bin ceiling");
+        eprintln!("bench: cargo build --release -p ringbox-bench --bin ceiling");
         let mut cmd = cargo();
         cmd.current_dir(&paths.workspace).args([
             "build",
@@ -296,10 +296,10 @@ impl Machine {
             let mut c = Command::new("wrk");
             c.arg("-v");
             let v = quick_output(c);
-            versions.push((
-                "wrk".to_string(),
-                v.lines().next().unwrap_or("").to_string(),
-            ));
+            // "wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer": keep the version.
+            let first = v.lines().next().unwrap_or("");
+            let version: Vec<&str> = first.split_whitespace().skip(1).take(2).collect();
+            versions.push(("wrk".to_string(), version.join(" ")));
         }
         let mut list = cargo();
         list.args(["install", "--list", "--root"])
@@ -329,6 +329,11 @@ pub fn utc_now() -> (String, String) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    utc_strings(secs)
+}
+
+/// [`utc_now`] for a given Unix time.
+pub fn utc_strings(secs: u64) -> (String, String) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -345,4 +350,17 @@ pub fn utc_now() -> (String, String) {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
         format!("{y:04}-{mo:02}-{d:02}T{h:02}-{m:02}-{s:02}Z"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_strings;
+
+    #[test]
+    fn utc_strings_match_known_dates() {
+        assert_eq!(utc_strings(0).0, "1970-01-01T00:00:00Z");
+        // 2000-02-29 (a leap day in a century leap year) 12:34:56
+        assert_eq!(utc_strings(951_827_696).0, "2000-02-29T12:34:56Z");
+        assert_eq!(utc_strings(1_798_761_599).1, "2026-12-31T23-59-59Z");
+    }
 }
