@@ -2,7 +2,6 @@
 //! the head (adding `Date`, `Content-Length` and `Connection`) and then the body by the
 //! fastest path for its kind (see `server::send`).
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use ringbox_protocol::range::{ByteRange, ByteRangesWriter};
@@ -48,11 +47,47 @@ impl Body {
     }
 }
 
+/// A header value: static, owned, or shared with a cache (no copy per response).
+#[derive(Debug, Clone)]
+pub enum HeaderValue {
+    Static(&'static str),
+    Owned(String),
+    Shared(Rc<str>),
+}
+
+impl HeaderValue {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Static(s) => s.as_bytes(),
+            HeaderValue::Owned(s) => s.as_bytes(),
+            HeaderValue::Shared(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl From<&'static str> for HeaderValue {
+    fn from(s: &'static str) -> Self {
+        HeaderValue::Static(s)
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(s: String) -> Self {
+        HeaderValue::Owned(s)
+    }
+}
+
+impl From<Rc<str>> for HeaderValue {
+    fn from(s: Rc<str>) -> Self {
+        HeaderValue::Shared(s)
+    }
+}
+
 /// A handler's answer.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
@@ -80,12 +115,12 @@ impl Response {
         Self::new(status, Body::Empty)
     }
 
-    pub fn header(&mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> &mut Self {
+    pub fn header(&mut self, name: &'static str, value: impl Into<HeaderValue>) -> &mut Self {
         self.headers.push((name, value.into()));
         self
     }
 
-    pub fn content_type(&mut self, value: impl Into<Cow<'static, str>>) -> &mut Self {
+    pub fn content_type(&mut self, value: impl Into<HeaderValue>) -> &mut Self {
         self.header("Content-Type", value)
     }
 }

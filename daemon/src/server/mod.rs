@@ -4,6 +4,7 @@
 //! (`blob_cache`), and signal handling (`signals`).
 pub mod blob_cache;
 pub mod conn;
+pub mod hot_cache;
 pub mod send;
 pub mod shutdown;
 pub mod sys;

@@ -28,6 +28,7 @@ use crate::http::auth::TokenCache;
 use crate::metrics;
 use crate::server::blob_cache::BlobCache;
 use crate::server::conn;
+use crate::server::hot_cache::HotCache;
 use crate::server::shutdown::Shutdown;
 use crate::server::sys as signals;
 use crate::store::Store;
@@ -49,6 +50,7 @@ pub struct Worker {
     pub blobs: RefCell<BlobCache>,
     pub shutdown: Shutdown,
     pub tokens: TokenCache,
+    pub hot: RefCell<HotCache>,
     /// Connections this worker is serving (for the graceful drain).
     pub active: Cell<usize>,
     /// Response buffers lent to connections while they write, so idle connections
@@ -64,6 +66,7 @@ impl Worker {
             blobs: RefCell::new(BlobCache::default()),
             shutdown: Shutdown::default(),
             tokens: TokenCache::default(),
+            hot: RefCell::new(HotCache::default()),
             active: Cell::new(0),
             buffers: RefCell::new(Vec::new()),
         }
@@ -71,7 +74,10 @@ impl Worker {
 
     /// A cleared response buffer from the pool.
     pub fn take_buffer(&self) -> Vec<u8> {
-        self.buffers.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(8192))
+        self.buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(8192))
     }
 
     /// Give a response buffer back (dropped if the pool is full or it grew large).

@@ -280,6 +280,12 @@ impl WriterHandle {
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
+    /// The number of committed batches: changes whenever anything was committed.
+    /// Read caches key their entries on it (see `server::hot_cache`).
+    pub fn generation(&self) -> u64 {
+        self.counters.batches.load(Ordering::Acquire)
+    }
+
     /// Commands waiting in the queue.
     // Store API the daemon does not call yet; allowed so the binary crate's dead-code
     // lint stays quiet until it does.
@@ -537,7 +543,10 @@ impl Writer {
         match failure {
             None => {
                 self.unlink_unreferenced(&mut batch.unlink_after);
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                // Release: a reader that sees the new count (Acquire in `generation`)
+                // also sees everything this commit wrote. Bumped before any reply, so an
+                // acknowledged change is never hidden by a cache keyed on the count.
+                self.counters.batches.fetch_add(1, Ordering::Release);
                 self.counters
                     .commands
                     .fetch_add(n as u64, Ordering::Relaxed);

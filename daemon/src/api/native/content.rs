@@ -18,28 +18,45 @@ use crate::api::Ctx;
 use crate::http::errors::ApiError;
 use crate::http::response::{BlobParts, BlobSource, Body, Response};
 use crate::server::blob_cache::{BlobCache, OpenError};
+use crate::server::hot_cache::{last_modified_secs, HotEntry};
 use crate::store::{Command, Kind, ObjectId, State};
 use crate::util::hex;
 
-/// What is being served.
+/// What is being served, with its response header values ready.
 struct Representation<'a> {
     sha: [u8; 32],
     size: u64,
-    mime: &'a str,
-    last_modified: u64,
-    filename: Option<&'a str>,
+    mime: Rc<str>,
+    etag: Rc<str>,
+    last_modified_secs: u64,
+    last_modified: Rc<str>,
+    /// Name for `Content-Disposition`, and its ready `inline` value (objects only).
+    filename: &'a str,
+    inline_disposition: Option<Rc<str>>,
     /// Text objects carry their bytes in the record.
     inline: Option<&'a str>,
     object: Option<ObjectId>,
 }
 
-/// `/v1/objects/{id}/content`
-pub async fn object(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let rec = ctx
-        .w
-        .store()
+/// The object's record with its header values, from the worker's hot cache or LMDB.
+fn hot_entry(ctx: &Ctx<'_>, id: ObjectId) -> Result<Rc<HotEntry>> {
+    let store = ctx.w.store();
+    let generation = store.writer().generation();
+    if let Some(e) = ctx.w.hot.borrow_mut().get(id, generation) {
+        return Ok(e);
+    }
+    let rec = store
         .get_object(id)?
         .ok_or_else(|| ApiError::not_found("the object"))?;
+    let entry = Rc::new(HotEntry::new(rec));
+    ctx.w.hot.borrow_mut().insert(id, generation, entry.clone());
+    Ok(entry)
+}
+
+/// `/v1/objects/{id}/content`
+pub async fn object(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
+    let entry = hot_entry(ctx, id)?;
+    let rec = &entry.rec;
     match (rec.kind, rec.state, rec.sha256) {
         (_, State::Lost, _) => Err(lost()),
         (_, State::Pending, _) | (_, _, None) => Err(ApiError::new(
@@ -51,9 +68,12 @@ pub async fn object(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
             let rep = Representation {
                 sha,
                 size: rec.size,
-                mime: &rec.mime_type,
-                last_modified: (rec.updated_at_ms / 1000).max(0) as u64,
-                filename: Some(&rec.name),
+                mime: entry.mime.clone(),
+                etag: entry.etag.clone(),
+                last_modified_secs: last_modified_secs(rec),
+                last_modified: entry.last_modified.clone(),
+                filename: &rec.name,
+                inline_disposition: Some(entry.inline_disposition.clone()),
                 inline: if kind == Kind::Text {
                     rec.content.as_deref()
                 } else {
@@ -75,12 +95,17 @@ pub async fn blob(ctx: &Ctx<'_>, sha: [u8; 32]) -> Result<Response> {
         .filter(|b| b.refcount > 0)
         .ok_or_else(|| ApiError::not_found("a blob with this hash"))?;
     let hex_name = hex::encode(&sha);
+    let secs = (b.created_at_ms / 1000).max(0) as u64;
+    let lm = format_http_date(secs);
     let rep = Representation {
         sha,
         size: b.size,
-        mime: "application/octet-stream",
-        last_modified: (b.created_at_ms / 1000).max(0) as u64,
-        filename: Some(&hex_name),
+        mime: "application/octet-stream".into(),
+        etag: format!("\"{hex_name}\"").into(),
+        last_modified_secs: secs,
+        last_modified: std::str::from_utf8(&lm).unwrap_or_default().into(),
+        filename: &hex_name,
+        inline_disposition: None,
         inline: None,
         object: None,
     };
@@ -97,11 +122,6 @@ fn lost() -> ApiError {
 
 async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
     let head = ctx.head;
-    let etag = format!("\"{}\"", hex::encode(&rep.sha));
-    let last_modified = format_http_date(rep.last_modified);
-    let last_modified = std::str::from_utf8(&last_modified)
-        .unwrap_or_default()
-        .to_string();
     let conditions = Conditions {
         if_match: head.header("if-match"),
         if_none_match: head.header("if-none-match"),
@@ -111,8 +131,8 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
         range: head.header("range"),
     };
     let validators = Validators {
-        etag: &etag,
-        last_modified: Some(rep.last_modified),
+        etag: &rep.etag,
+        last_modified: Some(rep.last_modified_secs),
         len: rep.size,
     };
     let decision = evaluate(true, &conditions, &validators, &ctx.w.shared.limits);
@@ -120,8 +140,8 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
     let mut resp = match decision {
         Decision::NotModified => {
             let mut r = Response::empty(304);
-            r.header("ETag", etag)
-                .header("Last-Modified", last_modified);
+            r.header("ETag", rep.etag.clone())
+                .header("Last-Modified", rep.last_modified.clone());
             return Ok(r);
         }
         Decision::PreconditionFailed => {
@@ -130,7 +150,7 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
                 "precondition_failed",
                 "If-Match or If-Unmodified-Since did not match the current content",
             )
-            .with_header("ETag", etag));
+            .with_header("ETag", rep.etag.to_string()));
         }
         Decision::RangeNotSatisfiable => {
             return Err(ApiError::new(
@@ -146,47 +166,41 @@ async fn serve(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<Response> {
         Decision::Full => {
             let source = open(ctx, rep).await?;
             let mut r = Response::new(200, Body::Blob(source, BlobParts::Full(rep.size)));
-            r.content_type(rep.mime.to_string());
+            r.content_type(rep.mime.clone());
             r
         }
         Decision::Partial(mut ranges) if ranges.len() == 1 => {
             let range = ranges.remove(0);
             let source = open(ctx, rep).await?;
             let mut r = Response::new(206, Body::Blob(source, BlobParts::Single(range)));
-            r.content_type(rep.mime.to_string());
+            r.content_type(rep.mime.clone());
             r.header("Content-Range", content_range(range, rep.size));
             r
         }
         Decision::Partial(ranges) => {
             let source = open(ctx, rep).await?;
-            let writer = ByteRangesWriter::new(&boundary(), rep.mime, rep.size);
+            let writer = ByteRangesWriter::new(&boundary(), &rep.mime, rep.size);
             let ct = writer.content_type();
             let mut r = Response::new(206, Body::Blob(source, BlobParts::Multi(writer, ranges)));
             r.content_type(ct);
             r
         }
     };
-    resp.header("ETag", etag)
-        .header("Last-Modified", last_modified)
+    resp.header("ETag", rep.etag.clone())
+        .header("Last-Modified", rep.last_modified.clone())
         .header("Accept-Ranges", "bytes");
-    let download = crate::util::query::Query::parse(head.query())
-        .ok()
-        .and_then(|q| q.get("download").map(|v| v == "1" || v == "true"))
-        .unwrap_or(false);
-    match (download, rep.filename, rep.object.is_some()) {
-        (true, Some(name), _) => {
-            resp.header(
-                "Content-Disposition",
-                content_disposition(DispositionKind::Attachment, name),
-            );
-        }
-        (false, Some(name), true) => {
-            resp.header(
-                "Content-Disposition",
-                content_disposition(DispositionKind::Inline, name),
-            );
-        }
-        _ => {}
+    let download = head.query().is_some_and(|q| q.contains("download"))
+        && crate::util::query::Query::parse(head.query())
+            .ok()
+            .and_then(|q| q.get("download").map(|v| v == "1" || v == "true"))
+            .unwrap_or(false);
+    if download {
+        resp.header(
+            "Content-Disposition",
+            content_disposition(DispositionKind::Attachment, rep.filename),
+        );
+    } else if let Some(inline) = &rep.inline_disposition {
+        resp.header("Content-Disposition", inline.clone());
     }
     Ok(resp)
 }
