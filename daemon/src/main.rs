@@ -73,6 +73,8 @@ fn main() -> ExitCode {
                     "objects": report.objects,
                     "blobs": report.blobs,
                     "problems": report.problems,
+                    "orphans": report.orphans,
+                    "tmp_leftovers": report.tmp_leftovers,
                 });
                 report_json(&json);
                 if ok {

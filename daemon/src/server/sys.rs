@@ -109,3 +109,12 @@ pub fn sendfile(
         count,
     )?)
 }
+
+/// Free bytes (for unprivileged users) and total bytes of the file system holding `fd`.
+pub fn fs_space(fd: &impl AsRawFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstatvfs(borrow(fd))?;
+    Ok((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
+}

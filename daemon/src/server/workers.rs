@@ -233,6 +233,7 @@ async fn accept_loop(
             std::process::exit(1);
         }
     };
+    monoio::spawn(sweep_blob_files(worker.clone()));
     let m = metrics::get();
     loop {
         monoio::select! {
@@ -277,6 +278,21 @@ async fn accept_loop(
             open = worker.active.get(),
             "grace period over; closing remaining connections"
         );
+    }
+}
+
+/// Once a second, if the writer committed anything since the last look, close the
+/// worker's cached blob descriptors: a deleted blob's disk space is then freed within
+/// about a second instead of when its entry is evicted.
+async fn sweep_blob_files(worker: Rc<Worker>) {
+    let mut seen = worker.store().writer().generation();
+    while !worker.shutdown.is_fired() {
+        monoio::time::sleep(Duration::from_secs(1)).await;
+        let now = worker.store().writer().generation();
+        if now != seen {
+            seen = now;
+            worker.blobs.borrow_mut().drop_files();
+        }
     }
 }
 

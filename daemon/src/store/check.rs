@@ -46,6 +46,10 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Interrupted uploads still in `tmp/` (removed at the next start; not a problem).
     pub tmp_leftovers: Vec<PathBuf>,
+    /// Blob files no record points at: what a crash between linking a blob and
+    /// committing its record leaves. Reclaimable space (`gc` and every start remove
+    /// them), not an inconsistency: no object refers to them.
+    pub orphans: Vec<PathBuf>,
 }
 
 impl CheckReport {
@@ -219,7 +223,7 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     }
 
     let recorded: HashSet<Sha256> = blob_records.iter().map(|(s, _)| *s).collect();
-    check_blob_files(&layout, &recorded, &mut problems)?;
+    report.orphans = check_blob_files(&layout, &recorded, &mut problems)?;
     report.tmp_leftovers = tmp_leftovers(&layout)?;
     report.problems = problems;
     Ok(report)
@@ -229,7 +233,8 @@ fn check_blob_files(
     layout: &Layout,
     recorded: &HashSet<Sha256>,
     problems: &mut Vec<String>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mut orphans = Vec::new();
     let blobs_dir = layout.blobs_dir();
     let top = fs::read_dir(&blobs_dir)
         .map_err(|e| io_context(e, format!("cannot read {}", blobs_dir.display())))?;
@@ -266,15 +271,12 @@ fn check_blob_files(
                     "blob file {} is in the wrong directory",
                     path.display()
                 )),
-                Some(sha) if !recorded.contains(&sha) => problems.push(format!(
-                    "orphan blob file {}: no blob record (`ringbox gc` removes it)",
-                    path.display()
-                )),
+                Some(sha) if !recorded.contains(&sha) => orphans.push(path),
                 Some(_) => {}
             }
         }
     }
-    Ok(())
+    Ok(orphans)
 }
 
 fn tmp_leftovers(layout: &Layout) -> Result<Vec<PathBuf>, StoreError> {

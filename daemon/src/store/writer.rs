@@ -534,7 +534,7 @@ impl Writer {
             failure = self.before_commit(&mut wtxn, &batch).err();
         }
         let failure = match failure {
-            None => wtxn.commit().err().map(StoreError::from),
+            None => wtxn.commit().err().map(|e| self.commit_error(e)),
             Some(e) => {
                 wtxn.abort();
                 Some(e)
@@ -1121,6 +1121,27 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+impl Writer {
+    /// LMDB reports a write that hit a full volume as ENOSPC on some paths and as a
+    /// plain EIO on others (its page flush and meta write). When the data volume is
+    /// (nearly) out of space, either is "full": the client gets 507 and can retry once
+    /// space is freed, instead of a 500 that suggests corruption.
+    fn commit_error(&self, e: heed::Error) -> StoreError {
+        let err = StoreError::from(e);
+        if matches!(err, StoreError::Full) {
+            return err;
+        }
+        const NEARLY_FULL: u64 = 4 << 20;
+        match rustix::fs::statvfs(self.layout.root()) {
+            Ok(st) if st.f_bavail.saturating_mul(st.f_frsize) < NEARLY_FULL => {
+                tracing::warn!(error = %err, "commit failed on a full data volume");
+                StoreError::Full
+            }
+            _ => err,
+        }
     }
 }
 

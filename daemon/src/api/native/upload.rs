@@ -24,14 +24,19 @@ use crate::http::errors::ApiError;
 use crate::http::response::Response;
 use crate::metrics;
 use crate::server::conn::BODY_BUF;
+use crate::server::sys;
 use crate::store::{
-    Command, Durability, Kind, NewBlob, ObjectId, ObjectRecord, Reply, State, Store,
+    Command, Durability, Kind, NewBlob, ObjectId, ObjectRecord, Reply, State, Store, StoreError,
 };
 use crate::util::mime;
 use crate::util::time::now_ms;
 
 /// Temp-file writes are batched into buffers of this size.
 const WRITE_BUF: usize = 256 * 1024;
+/// Space kept free on the data volume for metadata commits: 1% of the volume,
+/// at least 2 MiB and at most 256 MiB.
+const MIN_RESERVE: u64 = 2 << 20;
+const MAX_RESERVE: u64 = 256 << 20;
 /// A non-file multipart field (namespace, tags, metadata, name) is read into memory.
 const MAX_FIELD: usize = 64 * 1024;
 
@@ -83,6 +88,15 @@ impl BlobWriter {
     async fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        // Leave a reserve on the data volume: LMDB needs free pages to commit anything,
+        // deletes included, so uploads must never take the last bytes (else a full disk
+        // could not be emptied through the API).
+        if let Ok((free, total)) = sys::fs_space(&self.file) {
+            let reserve = (total / 100).clamp(MIN_RESERVE, MAX_RESERVE);
+            if free < reserve + self.buf.len() as u64 {
+                return Err(StoreError::Full.into());
+            }
         }
         let buf = std::mem::take(&mut self.buf);
         let n = buf.len() as u64;
@@ -249,12 +263,11 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
             "send the file as the body with Content-Length or chunked encoding",
         ));
     }
+    // Validate everything before streaming, so a bad request costs no disk.
+    let name = q.get("name").map(validate::name).transpose()?;
     let (blob, head) = body_to_blob(&mut ctx).await?;
     let mut rec = new_record(&ctx, Kind::File, String::new(), &base);
-    rec.name = match q.get("name") {
-        Some(n) => validate::name(n)?,
-        None => rec.id.to_string(),
-    };
+    rec.name = name.unwrap_or_else(|| rec.id.to_string());
     let mime = mime::choose(Some(&content_type), &rec.name, &head);
     let rec = stored(rec, &blob, mime);
     let tmp = blob.tmp_path.clone();
