@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Client, Daemon};
 use crate::support::{
-    assert_consistent, assert_healthz, bearer, content, fd_count, head_bytes, one_shot,
-    parse_response, raise_nofile, seed, serial, wait_tmp_empty, Conn, Parsed, Rng,
+    assert_consistent, assert_healthz, bearer, content, fd_targets, head_bytes, one_shot,
+    parse_response, raise_nofile, seed, serial, wait_no_fd_leaks, wait_tmp_empty, Conn, Parsed,
+    Rng,
 };
 
 // ---------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ fn vanishing_clients_leave_nothing() {
     }
     let pid = d.pid();
     std::thread::sleep(Duration::from_millis(300));
-    let fds0 = fd_count(pid);
+    let fds0 = fd_targets(pid);
     let t0 = Instant::now();
     let mut labels = std::collections::BTreeMap::<&str, u32>::new();
     for batch in 0..10u64 {
@@ -249,15 +250,9 @@ fn vanishing_clients_leave_nothing() {
             t.len()
         )
     });
-    let fds = crate::common::util::poll(Duration::from_secs(5), || {
-        let n = fd_count(pid);
-        (n <= fds0).then_some(n)
+    wait_no_fd_leaks(pid, &fds0, Duration::from_secs(5)).unwrap_or_else(|leaks| {
+        panic!("(seed {seed}) 5 s after the clients vanished the daemon still holds {leaks:?}")
     });
-    assert!(
-        fds.is_some(),
-        "(seed {seed}) the daemon holds {} descriptors 5 s after the clients vanished, {fds0} before",
-        fd_count(pid)
-    );
     assert_healthz(addr);
     let c = Client::new(&d);
     let list = c.get("/v1/objects?limit=1000").expect_json(200);
@@ -643,7 +638,7 @@ fn slow_readers_are_cut_off_without_starving_others() {
     }
     let pid = d.pid();
     std::thread::sleep(Duration::from_millis(300));
-    let fds0 = fd_count(pid);
+    let fds0 = fd_targets(pid);
     let rss0 = d.proc_status_kib("VmRSS");
     const STALLED: usize = 20;
     let stalled: Vec<TcpStream> = (0..STALLED)
@@ -676,14 +671,9 @@ fn slow_readers_are_cut_off_without_starving_others() {
     );
     // The daemon gives up on them (body-timeout 2s, so by ~2-4 s after the socket
     // buffers filled); its descriptors come back although the clients keep theirs.
-    let back = crate::common::util::poll(Duration::from_secs(10), || {
-        (fd_count(pid) <= fds0).then_some(())
+    wait_no_fd_leaks(pid, &fds0, Duration::from_secs(10)).unwrap_or_else(|leaks| {
+        panic!("10 s after {STALLED} downloads stalled the daemon still holds {leaks:?}: stalled writers are never timed out")
     });
-    assert!(
-        back.is_some(),
-        "{} descriptors 13 s after {STALLED} downloads stalled, {fds0} before: stalled writers are never timed out",
-        fd_count(pid)
-    );
     for (i, s) in stalled.iter().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut got = 0usize;

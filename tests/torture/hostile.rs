@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Client, Daemon};
 use crate::support::{
-    assert_consistent, assert_healthz, bearer, content, fd_count, seed, serial, sha256_hex,
-    wait_tmp_empty, Conn, ReadErr, Response, Rng,
+    assert_consistent, assert_healthz, bearer, content, seed, serial, sha256_hex, wait_tmp_empty,
+    Conn, ReadErr, Response, Rng,
 };
 
 /// What must happen to the connection after the response.
@@ -1324,7 +1324,7 @@ fn hostile_request_catalogue() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let rss0 = d.proc_status_kib("VmRSS");
-    let fds0 = fd_count(pid);
+    let fds0 = crate::support::fd_targets(pid);
     let t0 = Instant::now();
     for pass in ["whole", "dribbled", "whole again"] {
         for cs in &cases {
@@ -1364,14 +1364,9 @@ fn hostile_request_catalogue() {
     if c.object(&f.pending)["state"] != "pending" {
         failures.push("the pending object changed".into());
     }
-    let fds = crate::common::util::poll(Duration::from_secs(5), || {
-        let n = fd_count(pid);
-        (n <= fds0).then_some(n)
-    });
-    if fds.is_none() {
+    if let Err(leaks) = crate::support::wait_no_fd_leaks(pid, &fds0, Duration::from_secs(5)) {
         failures.push(format!(
-            "descriptors: {fds0} before the catalogue, {} after",
-            fd_count(pid)
+            "descriptors opened by the catalogue and never closed: {leaks:?}"
         ));
     }
     let rss = d.proc_status_kib("VmRSS");
