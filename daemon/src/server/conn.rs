@@ -217,7 +217,9 @@ impl ConnIo {
                     if avail > 0 {
                         let n = (*remaining).min(avail as u64) as usize;
                         *remaining -= n as u64;
-                        Step::Data(self.pos, self.pos + n)
+                        let start = self.pos;
+                        self.pos += n;
+                        Step::Data(start, start + n)
                     } else {
                         Step::Read
                     }
@@ -251,9 +253,6 @@ impl ConnIo {
             match step {
                 Step::End => return Ok(None),
                 Step::Data(start, end) => {
-                    if matches!(self.body, BodyState::Length { .. }) {
-                        self.pos = end;
-                    }
                     self.body_read += (end - start) as u64;
                     if self.body_read > self.max_body {
                         return Err(ApiError::payload_too_large(self.max_body));
