@@ -227,20 +227,26 @@ fn count_upload(size: u64) {
     m.upload_bytes.fetch_add(size, Relaxed);
 }
 
-/// `POST /v1/objects`
-pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
-    let q = query(&ctx)?;
-    let content_type = ctx
+/// The request's `Content-Type` and its media type (lower case, no parameters).
+fn content_type(ctx: &Ctx<'_>) -> (String, String) {
+    let ct = ctx
         .head
         .header_str("content-type")
         .unwrap_or("")
         .to_string();
-    let media = content_type
+    let media = ct
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    (ct, media)
+}
+
+/// `POST /v1/objects`
+pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
+    let q = query(&ctx)?;
+    let (content_type, media) = content_type(&ctx);
     let base = NewObject {
         namespace: validate::namespace(q.get("namespace").unwrap_or(validate::DEFAULT_NAMESPACE))?,
         tags: q
@@ -623,17 +629,7 @@ pub async fn put_content(mut ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
             "a text object has no file content; PATCH it instead",
         ));
     }
-    let content_type = ctx
-        .head
-        .header_str("content-type")
-        .unwrap_or("")
-        .to_string();
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let (content_type, media) = content_type(&ctx);
     let (blob, mime) = if media == "multipart/form-data" {
         let mut base = NewObject {
             namespace: existing.namespace.clone(),
