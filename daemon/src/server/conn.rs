@@ -25,6 +25,7 @@ use crate::api;
 use crate::http::errors::ApiError;
 use crate::metrics;
 use crate::server::send;
+use crate::server::sys;
 use crate::server::workers::Worker;
 
 /// Initial read buffer; grows to the head limit or [`BODY_BUF`] when needed. It is
@@ -149,6 +150,40 @@ impl ConnIo {
                 }
                 (res.map(|_| ()), buf)
             }
+            Err(_) => (
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "client did not read the response in time",
+                )),
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// Write a head and a cached body slice with one `writev` (no copy of the body);
+    /// returns the head buffer for reuse.
+    pub(crate) async fn write_head_and_body(
+        &mut self,
+        hb: sys::HeadAndBody,
+    ) -> (std::io::Result<()>, Vec<u8>) {
+        let total = hb.len();
+        match monoio::time::timeout(self.body_timeout, self.stream.writev(hb)).await {
+            Ok((Ok(n), hb)) if n == total => {
+                metrics::get()
+                    .bytes_out
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                (Ok(()), hb.into_head())
+            }
+            Ok((Ok(n), hb)) => {
+                // Partial write (a full socket buffer): send the rest the plain way.
+                metrics::get()
+                    .bytes_out
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                let rest = hb.rest_after(n);
+                let (res, _) = self.write_all(rest).await;
+                (res, hb.into_head())
+            }
+            Ok((Err(e), hb)) => (Err(e), hb.into_head()),
             Err(_) => (
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,

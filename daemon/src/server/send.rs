@@ -2,8 +2,9 @@
 //! `Content-Length`, `Connection: close` when closing, the handler's headers) and the
 //! body by the cheapest path for its kind:
 //!
-//! - in-memory bodies (JSON, small cached blobs, their ranges and byteranges parts) are
-//!   appended to the head and go out in one write;
+//! - small cached blobs (and a single range of them) go out with the head in one
+//!   `writev`, without copying the body; other in-memory bodies (JSON, byteranges of
+//!   cached blobs) are appended to the head and go out in one write;
 //! - file-backed blobs go out with `sendfile(2)` (no copy through user space), the
 //!   head sent just before with `MSG_MORE` so the kernel can coalesce them.
 //!
@@ -70,6 +71,14 @@ pub async fn write_response(
             let (res, _) = io.write_all(b).await;
             res
         }
+        Body::Blob(BlobSource::Memory(data), BlobParts::Full(_)) => {
+            let len = data.len();
+            head_and_body(io, sys::HeadAndBody::new(out, data, 0, len)).await
+        }
+        Body::Blob(BlobSource::Memory(data), BlobParts::Single(r)) => {
+            let hb = sys::HeadAndBody::new(out, data, r.start as usize, r.end as usize);
+            head_and_body(io, hb).await
+        }
         Body::Blob(BlobSource::Memory(data), parts) => {
             match parts {
                 BlobParts::Full(_) => out.extend_from_slice(&data),
@@ -110,6 +119,13 @@ pub async fn write_response(
 
 fn slice(data: &[u8], r: ByteRange) -> &[u8] {
     &data[r.start as usize..r.end as usize]
+}
+
+/// Write a head with a cached body slice and keep the head buffer.
+async fn head_and_body(io: &mut ConnIo, hb: sys::HeadAndBody) -> io::Result<()> {
+    let (res, out) = io.write_head_and_body(hb).await;
+    io.out = out;
+    res
 }
 
 /// Write `out` and keep the buffer for the next response.

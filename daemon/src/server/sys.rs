@@ -3,6 +3,8 @@
 //! - SIGTERM/SIGINT without async signal handlers: the main thread blocks both signals
 //!   before any worker starts (so every thread inherits the mask) and then waits for one
 //!   with `sigwait`, which turns a signal into an ordinary return value.
+//! - [`HeadAndBody`]: an owned two-part `writev` buffer (a response head and a slice of
+//!   a cached blob), so small bodies go out with their head without being copied.
 //! - `sendfile(2)` from a blob file to a client socket, with the socket switched to
 //!   non-blocking for the duration, so a full socket buffer returns `EAGAIN` (and the
 //!   worker awaits writability) instead of blocking the worker thread.
@@ -117,4 +119,74 @@ pub fn fs_space(fd: &impl AsRawFd) -> io::Result<(u64, u64)> {
         st.f_bavail.saturating_mul(st.f_frsize),
         st.f_blocks.saturating_mul(st.f_frsize),
     ))
+}
+
+/// A response head and a byte range of a shared body, written with one `writev`.
+/// Owns both parts, so the io_uring op that owns this value keeps the memory alive.
+#[derive(Debug)]
+pub struct HeadAndBody {
+    head: Vec<u8>,
+    body: std::rc::Rc<[u8]>,
+    start: usize,
+    end: usize,
+    /// Boxed so the iovec array never moves, whatever moves the value.
+    iov: Box<[libc::iovec; 2]>,
+}
+
+impl HeadAndBody {
+    /// `body[start..end]` after `head`. Panics if the range is out of bounds.
+    pub fn new(head: Vec<u8>, body: std::rc::Rc<[u8]>, start: usize, end: usize) -> HeadAndBody {
+        let part = &body[start..end];
+        let iov = Box::new([
+            libc::iovec {
+                iov_base: head.as_ptr() as *mut libc::c_void,
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: part.as_ptr() as *mut libc::c_void,
+                iov_len: part.len(),
+            },
+        ]);
+        HeadAndBody {
+            head,
+            body,
+            start,
+            end,
+            iov,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + (self.end - self.start)
+    }
+
+    /// The bytes after the first `n` (for the rare partial write), copied.
+    pub fn rest_after(&self, n: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len().saturating_sub(n));
+        if n < self.head.len() {
+            out.extend_from_slice(&self.head[n..]);
+            out.extend_from_slice(&self.body[self.start..self.end]);
+        } else {
+            out.extend_from_slice(&self.body[self.start + (n - self.head.len())..self.end]);
+        }
+        out
+    }
+
+    /// Take the head buffer back for reuse.
+    pub fn into_head(self) -> Vec<u8> {
+        self.head
+    }
+}
+
+// SAFETY: the iovecs point into `head`'s heap buffer and `body`'s shared allocation,
+// both owned by this value and never mutated or reallocated while it exists; the iovec
+// array itself is boxed, so its address is stable while the runtime owns the value.
+unsafe impl monoio::buf::IoVecBuf for HeadAndBody {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        2
+    }
 }
