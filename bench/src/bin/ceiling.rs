@@ -24,58 +24,47 @@ const BUF_LEN: usize = 16 * 1024;
 /// Header slots for `httparse`: wrk sends three or four headers.
 const MAX_HEADERS: usize = 32;
 
-fn main() {
+/// Its only output goes to stderr: the readiness line `ceiling listening addr=...`
+/// that the harness waits for (the same shape as ringbox's log line), and errors.
+/// The tool has no logging framework on purpose: it is the trivial baseline.
+fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+const USAGE: &str = "usage: ceiling [--listen IP:PORT]";
+
+fn main() -> Result<(), String> {
     let mut listen: SocketAddr = "127.0.0.1:0".parse().expect("static address");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--listen" => {
                 let value = args.next().unwrap_or_default();
-                listen = match value.parse() {
-                    Ok(a) => a,
-                    Err(e) => {
-                        eprintln!("ceiling: --listen {value:?}: {e}");
-                        std::process::exit(2);
-                    }
-                };
+                listen = value
+                    .parse()
+                    .map_err(|e| format!("--listen {value:?}: {e}"))?;
             }
             "-h" | "--help" => {
-                eprintln!("usage: ceiling [--listen IP:PORT]");
-                return;
+                say(format_args!("{USAGE}"));
+                return Ok(());
             }
-            other => {
-                eprintln!(
-                    "ceiling: unknown argument {other:?} (usage: ceiling [--listen IP:PORT])"
-                );
-                std::process::exit(2);
-            }
+            other => return Err(format!("unknown argument {other:?} ({USAGE})")),
         }
     }
-
-    let mut rt = match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .with_entries(1024)
         .enable_timer()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ceiling: cannot start an io_uring runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    rt.block_on(serve(listen));
+        .map_err(|e| format!("cannot start an io_uring runtime: {e}"))?;
+    rt.block_on(serve(listen))
 }
 
-async fn serve(listen: SocketAddr) {
-    let listener = match TcpListener::bind(listen) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("ceiling: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        }
-    };
+async fn serve(listen: SocketAddr) -> Result<(), String> {
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().unwrap_or(listen);
-    eprintln!("ceiling listening addr={addr}");
+    say(format_args!("ceiling listening addr={addr}"));
 
     let (full, head_only) = responses();
     let full: &'static [u8] = Box::leak(full.into_boxed_slice());
@@ -88,7 +77,7 @@ async fn serve(listen: SocketAddr) {
             }
             Err(e) => {
                 // EMFILE and friends: keep serving the connections we have.
-                eprintln!("ceiling: accept failed: {e}");
+                say(format_args!("ceiling: accept failed: {e}"));
                 monoio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }

@@ -13,14 +13,13 @@
 //! measures. Everything it starts is pinned, bounded in time and killed at the end. See
 //! `bench/README.md` for the scenarios and how the ratios are computed.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use ringbox_bench::load::proc::{pin_current_thread, raise_nofile};
-use ringbox_bench::load::report::RunReport;
+use ringbox_bench::load::report::{write_results, RunReport};
 use ringbox_bench::load::scenarios::{Runner, Settings, ALL};
 use ringbox_bench::load::servers::{prepare_fixtures, Kind, Placement, Tools};
 use ringbox_bench::load::setup::{self, utc_now, Machine, Paths};
@@ -382,23 +381,11 @@ fn run(args: Args) -> Result<(), HarnessError> {
     let results_dir = args
         .results
         .unwrap_or_else(|| paths.workspace.join("bench").join("results"));
-    std::fs::create_dir_all(&results_dir)
-        .map_err(|e| HarnessError::io(format!("create {}", results_dir.display()), e))?;
-    let json_path = results_dir.join(format!("{stamp}.json"));
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|e| HarnessError::msg(format!("JSON: {e}")))?;
-    std::fs::write(&json_path, json)
-        .map_err(|e| HarnessError::io(format!("write {}", json_path.display()), e))?;
-    let md_path = results_dir.join("latest.md");
-    std::fs::write(&md_path, &md)
-        .map_err(|e| HarnessError::io(format!("write {}", md_path.display()), e))?;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\n{md}");
-    let _ = writeln!(
-        out,
-        "results: {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    Ok(())
+    write_results(
+        &results_dir,
+        &format!("{stamp}.json"),
+        "latest.md",
+        &report,
+        &md,
+    )
 }

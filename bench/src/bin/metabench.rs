@@ -17,7 +17,6 @@
 //! cargo run --release -p ringbox-bench --bin metabench -- --counts 1000,100000,1000000
 //! ```
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +27,7 @@ use std::time::Instant;
 use clap::Parser;
 use ringbox_bench::load::http::Conn;
 use ringbox_bench::load::proc::pin_current_thread;
-use ringbox_bench::load::report::{fmt_value, spread, Spread};
+use ringbox_bench::load::report::{fmt_value, spread, write_results, Spread};
 use ringbox_bench::load::scenarios::cpu_name;
 use ringbox_bench::load::servers::{start_ringbox, Durability, Placement, Server, Tools};
 use ringbox_bench::load::setup::{self, utc_now, Machine, Paths};
@@ -562,23 +561,11 @@ fn run(args: Args) -> Result<(), HarnessError> {
     let results_dir = args
         .results
         .unwrap_or_else(|| paths.workspace.join("bench").join("results"));
-    std::fs::create_dir_all(&results_dir)
-        .map_err(|e| HarnessError::io(format!("create {}", results_dir.display()), e))?;
-    let json_path = results_dir.join(format!("meta-{stamp}.json"));
-    let text = serde_json::to_string_pretty(&report)
-        .map_err(|e| HarnessError::msg(format!("JSON: {e}")))?;
-    std::fs::write(&json_path, text)
-        .map_err(|e| HarnessError::io(format!("write {}", json_path.display()), e))?;
-    let md_path = results_dir.join("meta-latest.md");
-    std::fs::write(&md_path, &md)
-        .map_err(|e| HarnessError::io(format!("write {}", md_path.display()), e))?;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\n{md}");
-    let _ = writeln!(
-        out,
-        "results: {} and {}",
-        json_path.display(),
-        md_path.display()
-    );
-    Ok(())
+    write_results(
+        &results_dir,
+        &format!("meta-{stamp}.json"),
+        "meta-latest.md",
+        &report,
+        &md,
+    )
 }

@@ -362,6 +362,38 @@ pub fn note(notes: &mut Vec<String>, text: String) {
     }
 }
 
+/// Write a run's JSON (`<dir>/<json_name>`) and Markdown (`<dir>/<md_name>`) and print
+/// the Markdown and both paths to stdout.
+pub fn write_results<T: serde::Serialize>(
+    dir: &std::path::Path,
+    json_name: &str,
+    md_name: &str,
+    report: &T,
+    md: &str,
+) -> Result<(), super::HarnessError> {
+    use super::HarnessError;
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| HarnessError::io(format!("create {}", dir.display()), e))?;
+    let json_path = dir.join(json_name);
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| HarnessError::msg(format!("JSON: {e}")))?;
+    std::fs::write(&json_path, json)
+        .map_err(|e| HarnessError::io(format!("write {}", json_path.display()), e))?;
+    let md_path = dir.join(md_name);
+    std::fs::write(&md_path, md)
+        .map_err(|e| HarnessError::io(format!("write {}", md_path.display()), e))?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n{md}");
+    let _ = writeln!(
+        out,
+        "results: {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
