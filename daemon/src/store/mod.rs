@@ -617,6 +617,7 @@ impl Store {
     /// One page of a listing, scanning at most [`DEFAULT_MAX_SCAN`] index entries.
     /// Every object appears exactly once across pages, even when others are added or
     /// deleted between pages. A malformed cursor is `Invalid("cursor ...")`.
+    #[allow(dead_code)] // the core lists through `list_objects_filtered`
     pub fn list_objects(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
         self.list_objects_filtered(q, DEFAULT_MAX_SCAN, |_| true)
     }
