@@ -8,6 +8,9 @@ mod objects;
 mod render;
 mod upload;
 
+#[cfg(test)]
+mod tests;
+
 use ringbox_protocol::head::Method;
 
 use crate::handler;

@@ -163,8 +163,10 @@ fn check_field(name: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Multipart: fields apply to the files that follow them; a `name` field renames the
-/// file when there is exactly one. Every file is committed on its own: the answer is
-/// 201 when all were stored, 207 with `objects` and `errors` when some failed.
+/// file when there is exactly one. Every file is judged and committed on its own: the
+/// answer is 201 when all were stored, 207 with `objects` (stored) and `errors` (each
+/// with the file's name and the error) when only some were, and the first error when
+/// none was.
 async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> HandlerResult {
     let caller = &ctx.req.caller;
     let opts = FormOptions {
@@ -179,8 +181,10 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
     }
     let single = form.files.len() == 1;
     let name_field = form.field("name").map(str::to_string);
-    // Build every object first, so a bad file name rejects the whole request.
+    // Each file is judged on its own (a bad file name fails that file only).
+    let mut names = Vec::with_capacity(form.files.len());
     let mut batch = Vec::with_capacity(form.files.len());
+    let mut refused = Vec::new();
     for f in form.files {
         let mut new = base.clone();
         for (k, v) in &form.fields[..f.fields_before] {
@@ -191,18 +195,28 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
                 _ => {}
             }
         }
-        new.name = match (&name_field, single) {
-            (Some(n), true) => n.clone(),
-            _ => naming::name(&f.filename)?,
-        };
+        match (&name_field, single) {
+            (Some(n), true) => new.name = n.clone(),
+            _ => match naming::name(&f.filename) {
+                Ok(n) => new.name = n,
+                Err(e) => {
+                    refused.push((f.filename, e));
+                    continue;
+                }
+            },
+        }
+        names.push(new.name.clone());
         batch.push((new, f.blob, f.content_type));
     }
-    let names: Vec<String> = batch.iter().map(|(n, _, _)| n.name.clone()).collect();
     let results = ctx.svc.create_files(caller, batch).await;
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     let mut first_err = None;
-    for (name, res) in names.into_iter().zip(results) {
+    let outcomes = names
+        .into_iter()
+        .zip(results)
+        .chain(refused.into_iter().map(|(n, e)| (n, Err(e))));
+    for (name, res) in outcomes {
         match res {
             Ok(rec) => objects.push(object_json(&rec)),
             Err(e) => {
