@@ -118,6 +118,14 @@ fn report_json(v: &serde_json::Value) {
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
+    // Block SIGTERM/SIGINT before any thread starts (the store's writer, the pool,
+    // the workers), so every thread inherits the mask and only the main thread's
+    // sigwait sees them: a signal delivered to another thread would kill the process
+    // without the graceful drain.
+    if let Err(e) = sys::block_termination() {
+        tracing::error!("cannot block termination signals: {e}");
+        return ExitCode::from(1);
+    }
     let cfg = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {

@@ -14,5 +14,7 @@ pub mod router;
 // the server's side is compiled.
 #[allow(dead_code)]
 pub mod upgrade;
+#[allow(dead_code)] // taken by the event subscriptions
+pub mod websocket;
 
 pub use response::Body;

@@ -193,8 +193,9 @@ fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
 
 /// Run the server until SIGTERM/SIGINT. Returns after every worker has drained.
 pub fn run(cfg: Config, core: Arc<Core>, router: Router) -> io::Result<()> {
-    // Block termination signals before spawning, so workers inherit the mask and only
-    // the main thread's sigwait sees them.
+    // Termination signals are blocked by the caller before any thread started (see
+    // `main::serve`); blocking again is harmless and keeps this function safe to call
+    // on its own.
     signals::block_termination()?;
     let listeners = bind_listeners(cfg.listen, cfg.workers)?;
     let addr = listeners[0].local_addr()?;
