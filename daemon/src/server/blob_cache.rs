@@ -14,7 +14,7 @@
 //! - Blobs up to [`SMALL_BLOB`] bytes (16 KiB) are kept whole in memory; responses
 //!   copy them behind the head and send one write.
 //! - Larger blobs keep an open descriptor (sent with `sendfile`). When the writer has
-//!   committed anything (its generation moved), the sweeper closes the cached
+//!   changed objects or blobs (its data generation moved), the sweeper closes the cached
 //!   descriptors, so the space of deleted blobs is freed within about a second.
 //!
 //! Bounded by entry count and bytes; eviction is FIFO (cheap, and hot blobs come

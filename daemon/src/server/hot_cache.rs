@@ -1,13 +1,13 @@
 //! Per-worker cache of object records and the header values derived from them, so a
 //! hot object costs no LMDB read, no record decoding and no header formatting.
 //!
-//! Correctness rests on the writer's generation (`WriterHandle::generation`), the
-//! count of committed batches, which the writer bumps after each commit and before
-//! answering anyone. The whole cache belongs to one generation: when it moves on,
+//! Correctness rests on the writer's data generation (`WriterHandle::data_generation`),
+//! which the writer bumps after each commit that changed object or blob records and
+//! before answering anyone. The whole cache belongs to one generation: when it moves on,
 //! everything is dropped. An entry is only inserted if the generation read *before*
 //! its LMDB read is still current, so a record read during a concurrent commit is
 //! never kept past that commit. Under a read-only load nothing is ever re-read; any
-//! write empties every worker's cache once.
+//! write to objects or blobs empties every worker's cache once.
 
 use std::collections::HashMap;
 use std::rc::Rc;

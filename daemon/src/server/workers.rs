@@ -285,10 +285,10 @@ async fn accept_loop(
 /// worker's cached blob descriptors: a deleted blob's disk space is then freed within
 /// about a second instead of when its entry is evicted.
 async fn sweep_blob_files(worker: Rc<Worker>) {
-    let mut seen = worker.store().writer().generation();
+    let mut seen = worker.store().writer().data_generation();
     while !worker.shutdown.is_fired() {
         monoio::time::sleep(Duration::from_secs(1)).await;
-        let now = worker.store().writer().generation();
+        let now = worker.store().writer().data_generation();
         if now != seen {
             seen = now;
             worker.blobs.borrow_mut().drop_files();

@@ -41,7 +41,7 @@ struct Representation<'a> {
 /// The object's record with its header values, from the worker's hot cache or LMDB.
 fn hot_entry(ctx: &Ctx<'_>, id: ObjectId) -> Result<Rc<HotEntry>> {
     let store = ctx.w.store();
-    let generation = store.writer().generation();
+    let generation = store.writer().data_generation();
     if let Some(e) = ctx.w.hot.borrow_mut().get(id, generation) {
         return Ok(e);
     }
@@ -224,7 +224,10 @@ async fn open(ctx: &Ctx<'_>, rep: &Representation<'_>) -> Result<BlobSource> {
         Err(OpenError::Lost) => {
             if let Some(id) = rep.object {
                 tracing::warn!(%id, sha = %hex::encode(&rep.sha), "blob file is missing; marking the object lost");
-                let mark = ctx.w.store().writer().submit(Command::MarkLost { id });
+                let mark = ctx.w.store().writer().submit(Command::MarkLost {
+                    id,
+                    sha256: rep.sha,
+                });
                 monoio::spawn(async move {
                     let _ = mark.await;
                 });

@@ -8,7 +8,7 @@ use crate::api::Ctx;
 use crate::http::errors::ApiError;
 use crate::http::response::Response;
 use crate::server::conn::ConnIo;
-use crate::store::{Command, ListQuery, ObjectId, ObjectPatch, Reply};
+use crate::store::{Command, ListQuery, MetadataChange, ObjectId, ObjectPatch, Reply};
 use crate::util::query::Query;
 use crate::util::time::now_ms;
 
@@ -138,7 +138,8 @@ pub async fn patch(ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
             .metadata
             .map(validate::metadata)
             .transpose()?
-            .map(|m: Map<String, Value>| m),
+            .map(|m: Map<String, Value>| MetadataChange::Merge(m)),
+        ..ObjectPatch::default()
     };
     match ctx
         .w

@@ -204,6 +204,7 @@ fn new_record(ctx: &Ctx<'_>, kind: Kind, name: String, o: &NewObject) -> ObjectR
         content: None,
         owner: ctx.principal.as_ref().map(|p| p.user.clone()),
         expires_at_ms: None,
+        ..ObjectRecord::blank()
     }
 }
 
@@ -283,6 +284,7 @@ pub async fn create(mut ctx: Ctx<'_>) -> Result<Response> {
         Command::Create {
             record: rec,
             blob: Some(blob),
+            unique_name: false,
         },
         Some(tmp),
     )
@@ -363,6 +365,7 @@ async fn create_json(ctx: &mut Ctx<'_>, mut base: NewObject) -> Result<Response>
         Command::Create {
             record: rec,
             blob: None,
+            unique_name: false,
         },
         None,
     )
@@ -585,6 +588,7 @@ async fn create_multipart(
             store.writer().submit(Command::Create {
                 record: rec,
                 blob: Some(blob),
+                unique_name: false,
             }),
             tmp,
             size,
