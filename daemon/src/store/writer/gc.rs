@@ -19,13 +19,11 @@ use std::io;
 use std::mem;
 use std::sync::atomic::Ordering;
 
-use super::{ReplyTo, Writer};
+use super::{Reply, ReplyTo, Writer};
 use crate::store::blobs::{parse_blob_file_name, remove_file_quiet};
 use crate::store::records;
 use crate::store::{adjust_blob_bytes, io_context, Sha256, StoreError};
 use crate::util::hex;
-
-use super::Reply;
 
 /// What a GC run removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
