@@ -35,8 +35,8 @@
 //! fsyncs `meta/` after LMDB creates `data.mdb` in it (ext4, xfs and btrfs persist that
 //! name with the file's own fsync; POSIX does not promise it).
 //! `powerloss_first_start_keeps_the_store_ext4_like` checks the first start under the
-//! ext4-like model; `powerloss_first_start_keeps_the_store_strict` is ignored until
-//! ringbox fsyncs `meta/` after creating the environment.
+//! ext4-like model, `powerloss_first_start_keeps_the_store_strict` under strict POSIX
+//! (ringbox fsyncs `meta/` after LMDB creates its files).
 //!
 //! The tests need `/dev/fuse` and root (see `lossyfs.rs`); without them they print
 //! `SKIPPED` and pass, unless `RINGBOX_TORTURE_REQUIRE_FUSE=1` (set by `.ci/run`) makes
@@ -788,12 +788,11 @@ fn powerloss_first_start_keeps_the_store_ext4_like() {
     }
 }
 
-/// Under strict POSIX the same must hold. Fails today: LMDB creates `meta/data.mdb`
-/// (and `lock.mdb`) and nothing fsyncs `meta/`, so after the power loss `meta/` is
-/// empty, ringbox creates a new store (and a new admin token) and its GC deletes the
-/// orphaned blob.
+/// Under strict POSIX the same must hold: LMDB creates `meta/data.mdb` (and
+/// `lock.mdb`) without syncing `meta/`, so ringbox fsyncs `meta/` itself after opening
+/// the environment (without it, `meta/` came back empty and a new store replaced the
+/// old one).
 #[test]
-#[ignore = "fails until ringbox fsyncs meta/ after creating the LMDB environment"]
 fn powerloss_first_start_keeps_the_store_strict() {
     let test = "powerloss_first_start_keeps_the_store_strict";
     if let Some(kept) = first_start_survives(test, DirModel::Strict) {

@@ -206,15 +206,22 @@ impl Local {
         }
     }
 
-    fn mark_lost_in_background(&self, id: ObjectId, _sha: [u8; 32]) {
-        let mark = self.store.writer().submit(Command::MarkLost { id });
+    /// Mark the object lost, unless its content changed meanwhile (the writer checks
+    /// that it still names `sha256`).
+    fn mark_lost_in_background(&self, id: ObjectId, sha256: [u8; 32]) {
+        let mark = self.store.writer().submit(Command::MarkLost { id, sha256 });
         monoio::spawn(async move {
             let _ = mark.await;
         });
     }
 
-    fn heal_in_background(&self, id: ObjectId, _sha: [u8; 32]) {
+    /// The blob of a lost object is back (the same bytes were uploaded again): the
+    /// object is stored again.
+    fn heal_in_background(&self, id: ObjectId, sha256: [u8; 32]) {
         tracing::info!(%id, "blob file is back; the object is no longer lost");
-        let _ = id;
+        let heal = self.store.writer().submit(Command::Heal { id, sha256 });
+        monoio::spawn(async move {
+            let _ = heal.await;
+        });
     }
 }

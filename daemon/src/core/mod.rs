@@ -92,7 +92,7 @@ impl Core {
     /// (not for writes that leave objects alone), so read caches keyed on it stay warm
     /// under token, event or audit writes.
     pub fn data_generation(&self) -> u64 {
-        self.store.writer().generation()
+        self.store.writer().data_generation()
     }
 }
 

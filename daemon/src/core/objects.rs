@@ -9,29 +9,21 @@ use super::error::{CoreError, CoreResult};
 use super::naming;
 use super::Local;
 use crate::store::{
-    Command, Kind, ListQuery, ObjectId, ObjectPatch, ObjectRecord, Reply, State, DEFAULT_MAX_SCAN,
+    Command, Kind, ListQuery, MetadataChange, ObjectId, ObjectPatch, ObjectRecord, Reply, State,
+    DEFAULT_MAX_SCAN,
 };
 use crate::util::time::now_ms;
 
-/// A record with every field at its empty value: the one place that names every field,
-/// so adding a field to the record touches this function only.
+/// A record with every field at its empty value, with this id and times.
 pub fn blank_record(id: ObjectId, now_ms: i64) -> ObjectRecord {
     ObjectRecord {
         id,
         kind: Kind::File,
-        name: String::new(),
         namespace: naming::DEFAULT_NAMESPACE.into(),
-        mime_type: String::new(),
-        size: 0,
-        sha256: None,
         state: State::Pending,
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
-        tags: Vec::new(),
-        metadata_json: "{}".into(),
-        content: None,
-        owner: None,
-        expires_at_ms: None,
+        ..ObjectRecord::blank()
     }
 }
 
@@ -168,7 +160,9 @@ impl Local {
             metadata: change
                 .metadata
                 .map(|m| naming::metadata(Value::Object(m)))
-                .transpose()?,
+                .transpose()?
+                .map(MetadataChange::Merge),
+            ..ObjectPatch::default()
         };
         self.commit_object(Command::Patch {
             id,

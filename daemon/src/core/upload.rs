@@ -47,7 +47,6 @@ pub struct NewObject {
     pub metadata: Map<String, Value>,
     pub expires_at_ms: Option<i64>,
     /// Refuse (409) when another object already has this (namespace, name).
-    #[allow(dead_code)] // the writer's unique-name check is wired with the dialects
     pub unique_name: bool,
 }
 
@@ -345,6 +344,7 @@ impl Local {
             let cmd = Command::Create {
                 record: rec,
                 blob: Some(blob.into_new_blob()),
+                unique_name: new.unique_name,
             };
             waits.push(Ok((self.store.writer().submit(cmd), size)));
         }
@@ -388,6 +388,7 @@ impl Local {
         self.commit_object(Command::Create {
             record: rec,
             blob: None,
+            unique_name: new.unique_name,
         })
         .await
     }
@@ -406,6 +407,7 @@ impl Local {
         self.commit_object(Command::Create {
             record: rec,
             blob: None,
+            unique_name: new.unique_name,
         })
         .await
     }

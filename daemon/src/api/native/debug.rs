@@ -4,6 +4,8 @@
 //!
 //! - `POST /v1/_debug/panic`: the handler panics (the fault isolation answers 500 and
 //!   the worker keeps serving).
+//! - `POST /v1/_debug/writer-panic`: the writer thread panics inside a batch (the
+//!   batch fails with 500, the writer goes on with the next one).
 
 use crate::http::router::Route;
 
@@ -18,15 +20,36 @@ pub fn routes() -> Vec<Route> {
         panic!("test hook: a handler panics on purpose");
     }
 
+    async fn writer_panic(ctx: Ctx<'_>) -> HandlerResult {
+        let r = ctx
+            .svc
+            .store
+            .writer()
+            .submit(crate::store::Command::DebugPanic)
+            .await;
+        Err(match r {
+            Ok(_) => crate::http::errors::ApiError::internal("the writer did not panic"),
+            Err(e) => crate::core::CoreError::from(e).into(),
+        })
+    }
+
     if std::env::var("RINGBOX_TEST_HOOKS").as_deref() != Ok("1") {
         return Vec::new();
     }
-    vec![Route::new(
-        Method::Post,
-        "/v1/_debug/panic",
-        Access::Write,
-        handler!(panic),
-    )]
+    vec![
+        Route::new(
+            Method::Post,
+            "/v1/_debug/panic",
+            Access::Write,
+            handler!(panic),
+        ),
+        Route::new(
+            Method::Post,
+            "/v1/_debug/writer-panic",
+            Access::Write,
+            handler!(writer_panic),
+        ),
+    ]
 }
 
 #[cfg(not(debug_assertions))]

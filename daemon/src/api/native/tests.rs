@@ -173,12 +173,11 @@ fn raw_upload_then_ranges_and_conditionals() {
 }
 
 #[test]
-fn multipart_reports_each_file() {
+fn multipart_fields_apply_to_the_files_after_them() {
     with_services(|svc| async move {
         let body = concat!(
-            "--XX\r\nContent-Disposition: form-data; name=\"namespace\"\r\n\r\nphotos\r\n",
             "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nAAAA\r\n",
-            "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../evil.txt\"\r\n\r\nBBBB\r\n",
+            "--XX\r\nContent-Disposition: form-data; name=\"namespace\"\r\n\r\nphotos\r\n",
             "--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.txt\"\r\n\r\nCCCC\r\n",
             "--XX--\r\n"
         );
@@ -197,24 +196,44 @@ fn multipart_reports_each_file() {
         )
         .await
         .unwrap();
-        assert_eq!(r.status, 207);
+        assert_eq!(r.status, 201);
         let v = json(&r);
-        let names: Vec<&str> = v["objects"]
+        let got: Vec<(&str, &str)> = v["objects"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|o| o["name"].as_str().unwrap())
+            .map(|o| {
+                (
+                    o["name"].as_str().unwrap(),
+                    o["namespace"].as_str().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(names, ["a.txt", "c.txt"]);
-        assert!(v["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|o| o["namespace"] == "photos"));
-        let errors = v["errors"].as_array().unwrap();
-        assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0]["name"], "../evil.txt");
-        assert_eq!(errors[0]["error"]["code"], "bad_request");
+        assert_eq!(got, [("a.txt", "default"), ("c.txt", "photos")]);
+        // A bad name anywhere refuses the whole form: nothing more is stored.
+        let bad = body.replace("c.txt", "../c.txt");
+        let e = call(
+            &svc,
+            crate::handler!(upload::create),
+            &raw,
+            &[],
+            admin(),
+            bad.into_bytes(),
+            64,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        let page = svc
+            .list_objects(
+                &admin(),
+                &crate::core::objects::ListSpec {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(page.objects.len(), 2);
     });
 }
 

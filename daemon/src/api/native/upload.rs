@@ -163,10 +163,11 @@ fn check_field(name: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Multipart: fields apply to the files that follow them; a `name` field renames the
-/// file when there is exactly one. Every file is judged and committed on its own: the
-/// answer is 201 when all were stored, 207 with `objects` (stored) and `errors` (each
-/// with the file's name and the error) when only some were, and the first error when
-/// none was.
+/// file when there is exactly one. A bad field or file name refuses the whole request
+/// (nothing is stored). Then every file is committed on its own: the answer is 201
+/// when all were stored, 207 with `objects` (stored) and `errors` (each with the
+/// file's name and the error) when only some were (a quota reached, a full disk), and
+/// the first error when none was.
 async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> HandlerResult {
     let caller = &ctx.req.caller;
     let opts = FormOptions {
@@ -181,10 +182,10 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
     }
     let single = form.files.len() == 1;
     let name_field = form.field("name").map(str::to_string);
-    // Each file is judged on its own (a bad file name fails that file only).
+    // Build every object first, so a bad file name rejects the whole request before
+    // anything is stored.
     let mut names = Vec::with_capacity(form.files.len());
     let mut batch = Vec::with_capacity(form.files.len());
-    let mut refused = Vec::new();
     for f in form.files {
         let mut new = base.clone();
         for (k, v) in &form.fields[..f.fields_before] {
@@ -195,16 +196,10 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
                 _ => {}
             }
         }
-        match (&name_field, single) {
-            (Some(n), true) => new.name = n.clone(),
-            _ => match naming::name(&f.filename) {
-                Ok(n) => new.name = n,
-                Err(e) => {
-                    refused.push((f.filename, e));
-                    continue;
-                }
-            },
-        }
+        new.name = match (&name_field, single) {
+            (Some(n), true) => n.clone(),
+            _ => naming::name(&f.filename)?,
+        };
         names.push(new.name.clone());
         batch.push((new, f.blob, f.content_type));
     }
@@ -212,11 +207,7 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     let mut first_err = None;
-    let outcomes = names
-        .into_iter()
-        .zip(results)
-        .chain(refused.into_iter().map(|(n, e)| (n, Err(e))));
-    for (name, res) in outcomes {
+    for (name, res) in names.into_iter().zip(results) {
         match res {
             Ok(rec) => objects.push(object_json(&rec)),
             Err(e) => {
