@@ -15,9 +15,8 @@
 //! What this module deliberately does not do: read or write LMDB, parse requests,
 //! render responses, or run a thread pool. Argon2 functions are plain synchronous
 //! functions that take tens of milliseconds: the caller runs them on the blocking
-//! pool, never on an io_uring worker. Time is always an argument (`now`), never read
-//! here, so every rule is testable without sleeping; the one exception is the wall
-//! clock, which nothing here reads at all.
+//! pool, never on an io_uring worker. Time is always an argument (`now`): nothing
+//! here reads a clock, so every rule is testable without sleeping.
 
 pub mod credentials;
 pub mod jwt;
@@ -36,4 +35,13 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| RandomError(e.to_string()))?;
     Ok(b)
+}
+
+/// CPU time of the calling thread. The timing tests measure with it rather than with
+/// the wall clock: on a machine shared with other builds, wall time also counts the
+/// time other processes held the CPU.
+#[cfg(test)]
+fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }

@@ -2,8 +2,8 @@
 //! every worker thread, in bounded memory.
 //!
 //! **Algorithm.** A token bucket of capacity `limit` that refills continuously at
-//! `limit / window`, kept in its GCRA form (the "generic cell rate algorithm", RFC 2475
-//! era ATM policing, as in redis-cell and `governor`): per key one `u64`, the
+//! `limit / window`, kept in its GCRA form (the ATM Forum's "generic cell rate
+//! algorithm", as in redis-cell and `governor`): per key one `u64`, the
 //! *theoretical arrival time* `tat`, the instant at which the bucket will be full
 //! again. With `T = window / limit` (the time one token takes to refill), a request
 //! at `now` is allowed when `max(tat, now) + T - now <= window`, and then moves `tat`
@@ -24,8 +24,10 @@
 //! the key's hash. A check locks one shard for a hash-map lookup and a few integer
 //! operations (no allocation, no syscall): contention is rare with 32 shards and
 //! short when it happens, so the worker never waits long enough to matter. Measured
-//! (see the `stress_` test): about 60 ns per check on one thread; with 2 threads,
-//! about 70 ns on distinct keys and about 190 ns on one shared key.
+//! with `stress_ratelimit_check_cost` (optimised build, 2-core Xeon shared with other
+//! builds at load average 10, 4 runs): 50-140 ns of thread CPU time per check, for 1
+//! or 2 threads on 10,000 distinct keys or 2 threads on one shared key; wall time per
+//! check per thread 90-650 ns, most of it waiting for a CPU.
 //!
 //! **Memory.** The map stores a 64-bit keyed hash of the key (SipHash with a random
 //! per-process key), not the key itself: entries are 16 bytes whatever the key, and
@@ -56,18 +58,19 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-/// Whose requests share a bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Key {
+/// Whose requests share a bucket. It borrows: only its hash is kept, so checking a
+/// user's limit needs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key<'a> {
     /// An anonymous client, by address (use [`Key::ip`] to build it).
     Ip(IpAddr),
     /// An authenticated user, by id.
-    User(String),
+    User(&'a str),
     /// An API token, by its SHA-256.
     Token([u8; 32]),
 }
 
-impl Key {
+impl Key<'_> {
     /// The key for a client address: IPv4 as is (also when written as an IPv4-mapped
     /// IPv6 address), IPv6 reduced to its /64 prefix.
     pub fn ip(addr: IpAddr) -> Self {
@@ -206,7 +209,7 @@ impl RateLimiter {
     }
 
     /// Counts one request of `key` against `tier` at `now_ms` (Unix milliseconds).
-    pub fn check(&self, key: &Key, tier: Tier, now_ms: u64) -> Decision {
+    pub fn check(&self, key: Key<'_>, tier: Tier, now_ms: u64) -> Decision {
         let now = now_ms.saturating_mul(NANOS_PER_MS);
         let window = u64::try_from(tier.window.as_nanos()).unwrap_or(u64::MAX);
         if tier.limit == 0 {
@@ -318,7 +321,7 @@ mod tests {
 
     const T0: u64 = 1_800_000_000_000; // Unix ms, a whole second
 
-    fn ip(s: &str) -> Key {
+    fn ip(s: &str) -> Key<'static> {
         Key::ip(s.parse().unwrap())
     }
 
@@ -328,7 +331,7 @@ mod tests {
         let k = ip("192.0.2.1");
         let tier = Tier::ANONYMOUS; // 60/min: one token per second
         for i in 0..60u32 {
-            let d = rl.check(&k, tier, T0);
+            let d = rl.check(k, tier, T0);
             assert!(d.allowed, "request {i}");
             assert_eq!(d.limit, 60);
             assert_eq!(d.remaining, 59 - i);
@@ -336,7 +339,7 @@ mod tests {
             assert_eq!(d.reset_unix_secs, T0 / 1000 + u64::from(i) + 1);
             assert_eq!(d.retry_after_secs, None);
         }
-        let d = rl.check(&k, tier, T0);
+        let d = rl.check(k, tier, T0);
         assert_eq!(
             d,
             Decision {
@@ -349,20 +352,20 @@ mod tests {
         );
         // Refusals consume nothing: the reset does not move.
         for _ in 0..100 {
-            assert_eq!(rl.check(&k, tier, T0 + 500), d);
+            assert_eq!(rl.check(k, tier, T0 + 500), d);
         }
     }
 
     #[test]
     fn continuous_refill() {
         let rl = RateLimiter::default();
-        let k = Key::User("alice".into());
+        let k = Key::User("alice");
         let tier = Tier {
             limit: 10,
             window: Duration::from_secs(10),
         };
         for _ in 0..10 {
-            assert!(rl.check(&k, tier, T0).allowed);
+            assert!(rl.check(k, tier, T0).allowed);
         }
         // Table: (ms after T0, allowed, remaining, reset, retry_after).
         let steps: &[(u64, bool, u32, u64, Option<u64>)] = &[
@@ -381,7 +384,7 @@ mod tests {
             (100_000, true, 9, 101, None),
         ];
         for &(dt, allowed, remaining, reset, retry) in steps {
-            let d = rl.check(&k, tier, T0 + dt);
+            let d = rl.check(k, tier, T0 + dt);
             assert_eq!(
                 (
                     d.allowed,
@@ -401,14 +404,14 @@ mod tests {
         let k = ip("198.51.100.7");
         // 2 per minute: a token every 30 s.
         let tier = Tier::per_minute(2);
-        assert!(rl.check(&k, tier, T0).allowed);
-        assert!(rl.check(&k, tier, T0).allowed);
-        let d = rl.check(&k, tier, T0 + 10_000);
+        assert!(rl.check(k, tier, T0).allowed);
+        assert!(rl.check(k, tier, T0).allowed);
+        let d = rl.check(k, tier, T0 + 10_000);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, Some(20));
         assert_eq!(d.reset_unix_secs, T0 / 1000 + 60);
-        assert!(!rl.check(&k, tier, T0 + 29_999).allowed);
-        assert!(rl.check(&k, tier, T0 + 30_000).allowed);
+        assert!(!rl.check(k, tier, T0 + 29_999).allowed);
+        assert!(rl.check(k, tier, T0 + 30_000).allowed);
     }
 
     #[test]
@@ -419,16 +422,16 @@ mod tests {
             ip("192.0.2.1"),
             ip("192.0.2.2"),
             ip("2001:db8::1"),
-            Key::User("192.0.2.1".into()),
-            Key::User("bob".into()),
+            Key::User("192.0.2.1"),
+            Key::User("bob"),
             Key::Token([1; 32]),
             Key::Token([2; 32]),
         ];
         for k in &keys {
-            assert!(rl.check(k, tier, T0).allowed, "{k:?}");
+            assert!(rl.check(*k, tier, T0).allowed, "{k:?}");
         }
         for k in &keys {
-            assert!(!rl.check(k, tier, T0).allowed, "{k:?}");
+            assert!(!rl.check(*k, tier, T0).allowed, "{k:?}");
         }
         assert_eq!(rl.len(), keys.len());
     }
@@ -453,7 +456,7 @@ mod tests {
         let rl = RateLimiter::default();
         let k = ip("192.0.2.9");
         let d = rl.check(
-            &k,
+            k,
             Tier {
                 limit: 0,
                 window: Duration::from_secs(60),
@@ -470,16 +473,16 @@ mod tests {
         // within one instant is still capped at the limit, and the next millisecond
         // has it all back.
         let allowed = (0..100)
-            .filter(|_| rl.check(&k, zero_window, T0).allowed)
+            .filter(|_| rl.check(k, zero_window, T0).allowed)
             .count();
         assert_eq!(allowed, 5);
-        assert!(rl.check(&k, zero_window, T0 + 1).allowed);
+        assert!(rl.check(k, zero_window, T0 + 1).allowed);
         let huge = Tier {
             limit: u32::MAX,
             window: Duration::MAX,
         };
-        assert!(rl.check(&k, huge, u64::MAX).allowed);
-        assert!(rl.check(&ip("192.0.2.10"), Tier::ANONYMOUS, 0).allowed);
+        assert!(rl.check(k, huge, u64::MAX).allowed);
+        assert!(rl.check(ip("192.0.2.10"), Tier::ANONYMOUS, 0).allowed);
     }
 
     #[test]
@@ -487,11 +490,11 @@ mod tests {
         let rl = RateLimiter::default();
         let k = ip("192.0.2.3");
         let tier = Tier::per_minute(1);
-        assert!(rl.check(&k, tier, T0).allowed);
-        let d = rl.check(&k, tier, T0 - 30_000);
+        assert!(rl.check(k, tier, T0).allowed);
+        let d = rl.check(k, tier, T0 - 30_000);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, Some(90));
-        assert!(rl.check(&k, tier, T0 + 60_000).allowed);
+        assert!(rl.check(k, tier, T0 + 60_000).allowed);
     }
 
     #[test]
@@ -503,11 +506,11 @@ mod tests {
         let victim = ip("203.0.113.1");
         let tier = Tier::per_minute(60);
         for _ in 0..60 {
-            assert!(rl.check(&victim, tier, T0).allowed);
+            assert!(rl.check(victim, tier, T0).allowed);
         }
         for i in 0..100_000u32 {
             let k = Key::Ip(IpAddr::V4(i.into()));
-            assert!(rl.check(&k, tier, T0 + u64::from(i) / 100).allowed);
+            assert!(rl.check(k, tier, T0 + u64::from(i) / 100).allowed);
             assert!(rl.len() <= 4 * 64);
         }
         // Idle entries carry nothing: after a minute, a sweep empties everything.
@@ -523,20 +526,20 @@ mod tests {
         });
         let tier = Tier::per_minute(60);
         // One busy key, limited.
-        let busy = Key::User("busy".into());
+        let busy = Key::User("busy");
         for _ in 0..60 {
-            rl.check(&busy, tier, T0);
+            rl.check(busy, tier, T0);
         }
         // Seven keys that used one token each at T0 (full again at T0 + 1 s).
         for i in 0..7u8 {
-            rl.check(&Key::Token([i; 32]), tier, T0);
+            rl.check(Key::Token([i; 32]), tier, T0);
         }
         assert_eq!(rl.len(), 8);
         // Two seconds later a new key arrives: the seven are idle and go, busy stays.
-        assert!(rl.check(&Key::User("new".into()), tier, T0 + 2000).allowed);
+        assert!(rl.check(Key::User("new"), tier, T0 + 2000).allowed);
         assert_eq!(rl.len(), 2);
         // Busy kept its state: two tokens refilled, one taken now, one left.
-        let d = rl.check(&busy, tier, T0 + 2000);
+        let d = rl.check(busy, tier, T0 + 2000);
         assert!(d.allowed);
         assert_eq!(d.remaining, 1);
     }
@@ -544,21 +547,20 @@ mod tests {
     #[test]
     fn shared_across_threads() {
         let rl = Arc::new(RateLimiter::default());
-        let k = Key::User("shared".into());
+        let k = Key::User("shared");
         let tier = Tier::per_minute(1000);
         let allowed: u32 = std::thread::scope(|s| {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
                     let rl = Arc::clone(&rl);
-                    let k = k.clone();
-                    s.spawn(move || (0..500).filter(|_| rl.check(&k, tier, T0).allowed).count())
+                    s.spawn(move || (0..500).filter(|_| rl.check(k, tier, T0).allowed).count())
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap() as u32).sum()
         });
         // 2,000 attempts from 4 threads at one instant: exactly the limit gets through.
         assert_eq!(allowed, 1000);
-        let d = rl.check(&k, tier, T0);
+        let d = rl.check(k, tier, T0);
         assert!(!d.allowed);
         assert_eq!(d.reset_unix_secs, T0 / 1000 + 60);
     }
@@ -573,30 +575,41 @@ mod tests {
         const N: u64 = 2_000_000;
         let rl = Arc::new(RateLimiter::default());
         let tier = Tier::API_KEY;
-        let keys: Vec<Key> = (0..10_000u32)
+        let keys: Vec<Key<'static>> = (0..10_000u32)
             .map(|i| Key::Ip(IpAddr::V4((0x0a00_0000 + i).into())))
             .collect();
-        let run = |threads: u64, shared: bool| -> f64 {
+        // Returns (CPU ns per check, averaged over the threads; wall ns per check per
+        // thread). CPU time is what one request pays; wall time also counts whatever
+        // else the shared machine was running.
+        let run = |threads: u64, shared: bool| -> (f64, f64) {
             let t0 = Instant::now();
-            std::thread::scope(|s| {
-                for th in 0..threads {
-                    let rl = &rl;
-                    let keys = &keys;
-                    s.spawn(move || {
-                        let user = Key::User("one user".into());
-                        for i in 0..N {
-                            let k = if shared {
-                                &user
-                            } else {
-                                &keys[((i + th * 5000) % 10_000) as usize]
-                            };
-                            std::hint::black_box(rl.check(k, tier, T0 + i / 1000));
-                        }
-                    });
-                }
+            let cpu: Duration = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|th| {
+                        let rl = &rl;
+                        let keys = &keys;
+                        s.spawn(move || {
+                            let user = Key::User("one user");
+                            let c0 = super::super::thread_cpu_time();
+                            for i in 0..N {
+                                let k = if shared {
+                                    &user
+                                } else {
+                                    &keys[((i + th * 5000) % 10_000) as usize]
+                                };
+                                std::hint::black_box(rl.check(*k, tier, T0 + i / 1000));
+                            }
+                            super::super::thread_cpu_time() - c0
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
             });
-            // Nanoseconds per check, per thread (what one request pays).
-            t0.elapsed().as_nanos() as f64 / N as f64
+            let per = (N * threads) as f64;
+            (
+                cpu.as_nanos() as f64 / per,
+                t0.elapsed().as_nanos() as f64 / N as f64,
+            )
         };
         let mut err = std::io::stderr().lock();
         for (threads, shared, what) in [
@@ -605,9 +618,15 @@ mod tests {
             (1, true, "1 thread, one key"),
             (2, true, "2 threads, one shared key"),
         ] {
-            let ns = run(threads, shared);
-            let _ = writeln!(err, "{what}: {ns:.0} ns per check");
-            assert!(ns < 1000.0, "{what}: {ns} ns");
+            let (cpu, wall) = run(threads, shared);
+            let _ = writeln!(
+                err,
+                "{what}: {cpu:.0} ns CPU per check ({wall:.0} ns wall per check per thread)"
+            );
+            // The target holds for optimised builds; a debug build only reports.
+            if !cfg!(debug_assertions) {
+                assert!(cpu < 1000.0, "{what}: {cpu} ns");
+            }
         }
     }
 }
