@@ -14,6 +14,10 @@
 //!   are never borrowed across an `.await`.
 
 pub mod access;
+// Users, sessions and rate limits are wired by the users work; until then only the
+// library's own tests use it.
+#[allow(dead_code)]
+pub mod auth;
 pub mod blob_cache;
 // The cross-worker broadcast is the transport of the change-event feed (WebSocket
 // subscriptions); until that feed exists only its tests use it.
