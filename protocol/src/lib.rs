@@ -16,6 +16,12 @@
 //! | [`multipart`] | streaming `multipart/form-data` parser (RFC 7578 / 2046) |
 //! | [`response`] | response heads, cached `Date`, RFC 6266 `Content-Disposition` |
 //! | [`websocket`] | RFC 6455 handshake and frame codec |
+//!
+//! The crate contains no `unsafe` code (`#![forbid(unsafe_code)]`): parsing bytes from
+//! strangers is exactly where memory safety must not rest on reasoning, and nothing
+//! here is fast enough to need it (httparse's SIMD is behind its own safe API).
+
+#![forbid(unsafe_code)]
 
 pub mod chunked;
 pub mod conditional;
