@@ -51,8 +51,9 @@
 //!
 //! * Only origin-form targets (and `*` for OPTIONS): we are an origin server, not a
 //!   proxy, so absolute-form and authority-form (CONNECT) are refused with 400.
-//! * Targets must be ASCII and contain no `#`; percent-decoding and path normalisation
-//!   are left to the router.
+//! * Targets must be ASCII and contain no `#`; they are handed out still encoded.
+//!   Splitting and percent-decoding ([`crate::percent`]) and path normalisation are
+//!   left to the router.
 //! * No transfer coding other than a single `chunked` (no `gzip, chunked`): any other
 //!   `Transfer-Encoding` is [`HeadError::BadFraming`] (400), not 501, to keep one rule.
 //! * HTTP/1.1 requests must carry exactly one `Host` (RFC 9112 §3.2 MUST); its value
