@@ -16,7 +16,7 @@
 //! | [`multipart`] | streaming `multipart/form-data` parser (RFC 7578 / 2046) |
 //! | [`percent`] | percent-decoding of path segments and query components (RFC 3986) |
 //! | [`response`] | response heads, cached `Date`, RFC 6266 `Content-Disposition` |
-//! | [`websocket`] | RFC 6455 handshake and frame codec |
+//! | [`websocket`] | RFC 6455 handshake, frame codec and message assembly |
 //!
 //! The crate contains no `unsafe` code (`#![forbid(unsafe_code)]`): parsing bytes from
 //! strangers is exactly where memory safety must not rest on reasoning, and no code

@@ -2,7 +2,7 @@
 //! property checks the cargo-fuzz targets run (`ringbox_protocol::props`), on stable
 //! Rust, as part of `cargo test`.
 //!
-//! For each target (`request_head`, `chunked`, `range`, `multipart`,
+//! For each target (`request_head`, `chunked`, `range`, `multipart`, `websocket`,
 //! `percent`) it reads
 //!
 //! - every file of `fuzz/corpus/<target>/` (the seed corpus cargo-fuzz starts from;
@@ -109,6 +109,11 @@ fn corpus_range() {
 #[test]
 fn corpus_multipart() {
     replay("multipart", props::multipart::check);
+}
+
+#[test]
+fn corpus_websocket() {
+    replay("websocket", props::websocket::check);
 }
 
 #[test]

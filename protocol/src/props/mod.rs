@@ -6,3 +6,4 @@ pub mod multipart;
 pub mod percent;
 pub mod range;
 pub mod request_head;
+pub mod websocket;
