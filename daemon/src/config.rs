@@ -105,6 +105,21 @@ pub struct ServeArgs {
     /// default: number of cores, at least 2).
     #[arg(long, env = "RINGBOX_POOL_THREADS")]
     pub pool_threads: Option<usize>,
+    /// Bytes each user may store (e.g. 10GiB; default: unlimited); a user's own quota
+    /// (set by an admin) wins.
+    #[arg(long, env = "RINGBOX_USER_QUOTA")]
+    pub user_quota: Option<String>,
+    /// Life of access tokens from sign-in (e.g. 1h).
+    #[arg(long, env = "RINGBOX_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<String>,
+    /// Origins allowed to call the APIs from browsers (comma-separated, `*` for any;
+    /// default: none).
+    #[arg(long, env = "RINGBOX_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// An API's rate limits per minute: `NAME=ANON,USER,TOKEN` (0 = unlimited; e.g.
+    /// `native=60,1000,5000`; repeatable).
+    #[arg(long = "rate-limit", env = "RINGBOX_RATE_LIMIT", value_delimiter = ';')]
+    pub rate_limits: Vec<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -132,6 +147,10 @@ struct FileConfig {
     apis: Option<String>,
     mounts: Option<Vec<String>>,
     pool_threads: Option<usize>,
+    user_quota: Option<toml::Value>,
+    access_token_ttl: Option<toml::Value>,
+    cors_origins: Option<String>,
+    rate_limits: Option<Vec<String>>,
 }
 
 /// The validated configuration the server runs with.
@@ -170,6 +189,13 @@ pub struct Config {
     /// (api, prefix) placements.
     pub mounts: Vec<(String, String)>,
     pub pool_threads: usize,
+    /// Bounds what one user can store (`None` = unlimited).
+    pub user_quota: Option<u64>,
+    pub access_token_ttl: Duration,
+    /// Browser origins allowed to call (empty = none).
+    pub cors_origins: Vec<String>,
+    /// (api, [anonymous, user, token] per minute; 0 = unlimited) overrides.
+    pub rate_limits: Vec<(String, [u32; 3])>,
 }
 
 impl Default for Config {
@@ -196,6 +222,10 @@ impl Default for Config {
             apis: None,
             mounts: Vec::new(),
             pool_threads: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            user_quota: None,
+            access_token_ttl: Duration::from_secs(3600),
+            cors_origins: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 }
@@ -310,6 +340,34 @@ impl Config {
                 .pool_threads
                 .or(file.pool_threads)
                 .unwrap_or(d.pool_threads),
+            user_quota: match pick_value(&args.user_quota, &file.user_quota, "user_quota")? {
+                None => None,
+                Some(s) => {
+                    Some(parse_size(&s).map_err(|e| ConfigError(format!("user_quota: {e}")))?)
+                }
+            },
+            access_token_ttl: dur(
+                &args.access_token_ttl,
+                &file.access_token_ttl,
+                "access_token_ttl",
+                d.access_token_ttl,
+            )?,
+            cors_origins: args
+                .cors_origins
+                .clone()
+                .or(file.cors_origins)
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            rate_limits: parse_rate_limits(if args.rate_limits.is_empty() {
+                file.rate_limits.unwrap_or_default()
+            } else {
+                args.rate_limits.clone()
+            })?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -344,12 +402,16 @@ impl Config {
         if self.pool_threads == 0 || self.pool_threads > 256 {
             return bad("pool_threads must be between 1 and 256");
         }
+        if self.access_token_ttl < Duration::from_secs(60) {
+            return bad("access_token_ttl must be at least 1m");
+        }
         let known = crate::api::names();
         for name in self
             .apis
             .iter()
             .flatten()
             .chain(self.mounts.iter().map(|(n, _)| n))
+            .chain(self.rate_limits.iter().map(|(n, _)| n))
         {
             if !known.contains(&name.as_str()) {
                 return Err(ConfigError(format!(
@@ -382,6 +444,27 @@ fn parse_apis(v: Option<String>) -> Result<Option<Vec<String>>, ConfigError> {
                 .collect(),
         )),
     }
+}
+
+/// `NAME=ANON,USER,TOKEN` entries (requests per minute; 0 = unlimited).
+fn parse_rate_limits(v: Vec<String>) -> Result<Vec<(String, [u32; 3])>, ConfigError> {
+    v.into_iter()
+        .map(|m| {
+            let bad = || {
+                ConfigError(format!(
+                    "rate limit `{m}` must look like NAME=ANON,USER,TOKEN (requests per minute, 0 = unlimited)"
+                ))
+            };
+            let (name, rest) = m.split_once('=').ok_or_else(bad)?;
+            let n: Vec<u32> = rest
+                .split(',')
+                .map(|x| x.trim().parse::<u32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?;
+            let tiers: [u32; 3] = n.try_into().map_err(|_| bad())?;
+            Ok((name.trim().to_string(), tiers))
+        })
+        .collect()
 }
 
 /// `NAME=/prefix` entries.

@@ -21,8 +21,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
+use crate::core::identity::Accounts;
 use crate::core::pool::BlockingPool;
 use crate::core::{Anonymous, Core, Policy, Settings};
+use crate::http::cors::Cors;
 use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};
 
@@ -138,6 +140,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             DurabilityArg::Fsync => Durability::Fsync,
             DurabilityArg::None => Durability::None,
         },
+        default_quota: cfg.user_quota,
         ..StoreConfig::new(cfg.data.clone())
     }) {
         Ok(s) => s,
@@ -148,7 +151,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
     };
     tracing::info!(path = %store.admin_token_path().display(), "admin token file (send it as `Authorization: Bearer <token>`)");
     // The composition root: the core services, then the APIs mounted over them.
-    let router = match Router::build(api::mounts(cfg.apis.as_deref(), &cfg.mounts), cfg.max_body) {
+    let router = match Router::build(
+        api::mounts(cfg.apis.as_deref(), &cfg.mounts, &cfg.rate_limits),
+        cfg.max_body,
+        Cors {
+            origins: cfg.cors_origins.clone(),
+        },
+    ) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("configuration: {e}");
@@ -172,9 +181,17 @@ fn serve(args: &ServeArgs) -> ExitCode {
         },
         limits: cfg.protocol_limits(),
         max_file_size: cfg.max_file_size,
+        default_quota: cfg.user_quota,
         ..Settings::default()
     };
-    let core = Arc::new(Core::new(store, settings, pool));
+    let accounts = match open_accounts(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let core = Arc::new(Core::new(store, settings, pool, accounts));
     match server::workers::run(cfg, core, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -182,4 +199,16 @@ fn serve(args: &ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The signing key of access tokens (`<data>/jwt.key`, mode 0600, created at first
+/// start) and the password hasher.
+fn open_accounts(cfg: &Config) -> Result<Accounts, String> {
+    use crate::core::auth::credentials::{HashParams, PasswordHasher};
+    use crate::core::auth::jwt::JwtKey;
+    let key = JwtKey::load_or_create(&cfg.data.join("jwt.key"))
+        .map_err(|e| format!("cannot load or create the token signing key: {e}"))?;
+    let hasher = PasswordHasher::new(HashParams::default())
+        .map_err(|e| format!("cannot set up password hashing: {e}"))?;
+    Ok(Accounts::new(key, hasher, cfg.access_token_ttl))
 }

@@ -26,14 +26,31 @@ pub fn names() -> Vec<&'static str> {
 }
 
 /// The enabled mounts: `enabled` names the APIs to serve (`None` = all), `prefixes`
-/// moves an API under a prefix.
-pub fn mounts(enabled: Option<&[String]>, prefixes: &[(String, String)]) -> Vec<Mount> {
+/// moves an API under a prefix, `rates` sets an API's limits per minute (anonymous,
+/// user, token; 0 = unlimited).
+pub fn mounts(
+    enabled: Option<&[String]>,
+    prefixes: &[(String, String)],
+    rates: &[(String, [u32; 3])],
+) -> Vec<Mount> {
+    use crate::core::auth::ratelimit::Tier;
+    let tier = |n: u32| (n > 0).then(|| Tier::per_minute(n));
     catalogue()
         .into_iter()
         .filter(|m| enabled.is_none_or(|list| list.iter().any(|n| n == m.api)))
         .map(|m| match prefixes.iter().find(|(api, _)| api == m.api) {
             Some((_, prefix)) => m.at(prefix),
             None => m,
+        })
+        .map(|mut m| {
+            if let Some((_, [a, u, t])) = rates.iter().find(|(api, _)| api == m.api) {
+                m.rate = crate::http::ratelimit::RateTiers {
+                    anonymous: tier(*a),
+                    user: tier(*u),
+                    token: tier(*t),
+                };
+            }
+            m
         })
         .collect()
 }

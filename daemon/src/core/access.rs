@@ -95,6 +95,11 @@ impl Policy {
         caller.is_admin() || caller.owns(rec) || self.anonymous == Anonymous::Write
     }
 
+    /// May `caller` see every object (a listing needs no owner index)?
+    pub fn sees_everything(&self, caller: &Caller) -> bool {
+        caller.is_admin() || matches!(self.anonymous, Anonymous::Read | Anonymous::Write)
+    }
+
     /// May `caller` create objects at all?
     pub fn may_create(&self, caller: &Caller) -> bool {
         caller.principal.is_some() || self.anonymous == Anonymous::Write

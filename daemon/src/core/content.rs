@@ -110,8 +110,18 @@ impl Local {
         }
     }
 
-    /// The content of a blob by its hash (no object, no name).
-    pub fn blob_content(&self, sha: [u8; 32]) -> CoreResult<Representation> {
+    /// The content of a blob by its hash (no object, no name): for admins (and
+    /// everyone when the store is public), and for users who own an object with that
+    /// content; others are told it does not exist.
+    pub fn blob_content(&self, caller: &Caller, sha: [u8; 32]) -> CoreResult<Representation> {
+        let visible = self.settings.policy.sees_everything(caller)
+            || match caller.user() {
+                Some(user) => self.store.owner_has_blob(user, &sha)?,
+                None => false,
+            };
+        if !visible {
+            return Err(CoreError::not_found("a blob with this hash"));
+        }
         let b = self
             .store
             .get_blob(&sha)?

@@ -130,6 +130,11 @@ impl From<StoreError> for CoreError {
             StoreError::Conflict(m) => CoreError::conflict(m),
             StoreError::Invalid(m) => CoreError::invalid(m),
             StoreError::Full => CoreError::full(),
+            StoreError::QuotaExceeded {
+                limit,
+                used,
+                wanted,
+            } => quota_exceeded(limit, used, wanted),
             other => {
                 tracing::error!(error = %other, "store error");
                 CoreError::internal(format!("storage error: {other}; see the server log"))
@@ -150,3 +155,15 @@ impl From<std::io::Error> for CoreError {
 
 /// Result of a core service.
 pub type CoreResult<T> = Result<T, CoreError>;
+
+/// 413 for a user's quota: says the limit and the space left.
+pub fn quota_exceeded(limit: u64, used: u64, wanted: u64) -> CoreError {
+    CoreError::too_large(
+        "quota_exceeded",
+        format!(
+            "this needs {wanted} bytes but only {} of your quota of {limit} bytes are left; \
+             delete something first",
+            limit.saturating_sub(used)
+        ),
+    )
+}

@@ -14,9 +14,6 @@
 //!   are never borrowed across an `.await`.
 
 pub mod access;
-// Users, sessions and rate limits are wired by the users work; until then only the
-// library's own tests use it.
-#[allow(dead_code)]
 pub mod auth;
 pub mod blob_cache;
 // The cross-worker broadcast is the transport of the change-event feed (WebSocket
@@ -32,6 +29,7 @@ pub mod objects;
 pub mod pool;
 pub mod stream;
 pub mod upload;
+pub mod users;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -49,7 +47,7 @@ pub use error::{CoreError, ErrorKind};
 
 use blob_cache::BlobCache;
 use hot_cache::HotCache;
-use identity::TokenCache;
+use identity::{Accounts, CredentialCache};
 use pool::BlockingPool;
 
 /// Settings of the core services (a validated subset of the configuration).
@@ -60,6 +58,9 @@ pub struct Settings {
     pub limits: Limits,
     /// Largest single file (`--max-file-size`); `None` = unlimited.
     pub max_file_size: Option<u64>,
+    /// Bytes each user may store (`--user-quota`) unless their record overrides it;
+    /// the store enforces it at commit, the core before streaming.
+    pub default_quota: Option<u64>,
     /// Text content shown per object in listings (the full text is on the object).
     pub list_text_preview: usize,
 }
@@ -70,6 +71,7 @@ impl Default for Settings {
             policy: Policy::default(),
             limits: Limits::default(),
             max_file_size: None,
+            default_quota: None,
             list_text_preview: 256,
         }
     }
@@ -81,14 +83,16 @@ pub struct Core {
     pub store: Store,
     pub settings: Settings,
     pub pool: BlockingPool,
+    pub accounts: Accounts,
 }
 
 impl Core {
-    pub fn new(store: Store, settings: Settings, pool: BlockingPool) -> Core {
+    pub fn new(store: Store, settings: Settings, pool: BlockingPool, accounts: Accounts) -> Core {
         Core {
             store,
             settings,
             pool,
+            accounts,
         }
     }
 
@@ -106,16 +110,17 @@ pub struct Local {
     core: Arc<Core>,
     pub(crate) blobs: RefCell<BlobCache>,
     pub(crate) hot: RefCell<HotCache>,
-    pub(crate) tokens: RefCell<TokenCache>,
+    pub(crate) creds: CredentialCache,
 }
 
 impl Local {
     pub fn new(core: Arc<Core>) -> Local {
+        let creds = CredentialCache::new(core.accounts.epoch.clone(), identity::CACHE_TTL, 4096);
         Local {
             core,
             blobs: RefCell::new(BlobCache::default()),
             hot: RefCell::new(HotCache::default()),
-            tokens: RefCell::new(TokenCache::default()),
+            creds,
         }
     }
 

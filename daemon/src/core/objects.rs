@@ -111,7 +111,19 @@ impl Local {
             naming::namespace(ns)?;
         }
         let policy = self.settings.policy;
+        // Whose objects: everyone's for those who see everything (or the owner they
+        // ask for), else the caller's own, through the per-owner index.
+        let owner = if policy.sees_everything(caller) {
+            spec.owner.clone()
+        } else {
+            match (caller.user(), spec.owner.as_deref()) {
+                (Some(me), None) => Some(me.to_string()),
+                (Some(me), Some(o)) if o == me => Some(me.to_string()),
+                _ => return Ok(Page::default()),
+            }
+        };
         let q = ListQuery {
+            owner,
             namespace: spec.namespace.clone(),
             prefix: spec.prefix.clone().filter(|p| !p.is_empty()),
             q: spec.q.clone().filter(|p| !p.is_empty()),
@@ -122,10 +134,6 @@ impl Local {
             .store
             .list_objects_filtered(&q, DEFAULT_MAX_SCAN, |rec| {
                 policy.may_read(caller, rec)
-                    && spec
-                        .owner
-                        .as_deref()
-                        .is_none_or(|o| rec.owner.as_deref() == Some(o))
                     && spec
                         .tag
                         .as_deref()

@@ -32,6 +32,22 @@ pub fn user(id: &str) -> Caller {
     }
 }
 
+/// Accounts with a random key and cheap password hashing (tests hash many passwords).
+pub fn test_accounts() -> super::identity::Accounts {
+    use super::auth::credentials::{HashParams, PasswordHasher};
+    let hasher = PasswordHasher::new(HashParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    })
+    .unwrap();
+    super::identity::Accounts::new(
+        super::auth::jwt::JwtKey::generate().unwrap(),
+        hasher,
+        std::time::Duration::from_secs(3600),
+    )
+}
+
 /// Run a future to completion on a fresh monoio runtime (with timers).
 pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
@@ -63,6 +79,6 @@ where
     })
     .unwrap();
     let pool = BlockingPool::new(2, 64).unwrap();
-    let core = Arc::new(Core::new(store, settings, pool));
+    let core = Arc::new(Core::new(store, settings, pool, test_accounts()));
     block_on(f(Local::new(core)));
 }

@@ -234,17 +234,41 @@ fn count_upload(size: u64) {
 }
 
 impl Local {
-    /// The per-file limit for `caller` (quotas join here).
-    pub fn file_limit(&self, _caller: &Caller) -> Option<u64> {
-        self.settings.max_file_size
+    /// The most bytes one file of `caller` may have now: the per-file limit, and what
+    /// is left of their quota (the writer checks the quota again at commit, so
+    /// concurrent uploads cannot overshoot it).
+    pub fn file_limit(&self, caller: &Caller) -> Option<u64> {
+        let left = self.quota_left(caller).map(|(left, _)| left);
+        match (self.settings.max_file_size, left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Refuse before reading a body whose declared length is over the per-file limit.
+    /// `(bytes left, quota)` for a signed-in caller with a quota.
+    fn quota_left(&self, caller: &Caller) -> Option<(u64, u64)> {
+        let user = self.store.get_user(caller.user()?).ok()??;
+        let quota = user.quota_bytes.or(self.settings.default_quota)?;
+        Some((quota.saturating_sub(user.usage_bytes), quota))
+    }
+
+    /// Refuse before reading a body whose declared length is over the per-file limit
+    /// or the caller's quota.
     pub fn check_declared_size(&self, caller: &Caller, declared: Option<u64>) -> CoreResult<()> {
-        match (self.file_limit(caller), declared) {
-            (Some(limit), Some(n)) if n > limit => Err(file_too_large(limit)),
-            _ => Ok(()),
+        let Some(n) = declared else {
+            return Ok(());
+        };
+        if let Some(limit) = self.settings.max_file_size {
+            if n > limit {
+                return Err(file_too_large(limit));
+            }
         }
+        if let Some((left, quota)) = self.quota_left(caller) {
+            if n > left {
+                return Err(super::error::quota_exceeded(quota, quota - left, n));
+            }
+        }
+        Ok(())
     }
 
     /// Stream a whole body into a temp blob.

@@ -5,8 +5,10 @@
 //! it) and nothing of any particular API (they plug in as mounts).
 pub mod auth;
 pub mod content;
+pub mod cors;
 pub mod errors;
 pub mod form;
+pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -56,6 +56,8 @@ pub struct Request<'a> {
     pub head: &'a RequestHead,
     pub params: Params<'a>,
     pub caller: Caller,
+    /// What authenticated the caller (an API token or a session's access token).
+    pub credential: Option<crate::core::identity::CredentialKind>,
 }
 
 impl Request<'_> {

@@ -29,7 +29,9 @@ use ringbox_protocol::head::{BodyFraming, Method, RequestHead};
 use crate::core::stream::ByteStream;
 use crate::core::Local;
 use crate::http::auth::{self, AuthScheme};
+use crate::http::cors::Cors;
 use crate::http::errors::{render_native, ApiError, ErrorRenderer};
+use crate::http::ratelimit::{self, RateTiers};
 use crate::http::request::{Ctx, Handler, Params, Request};
 use crate::http::response::Response;
 use crate::metrics;
@@ -44,10 +46,8 @@ pub enum Access {
     /// A valid credential, or anonymous when `--anonymous write`.
     Write,
     /// A valid credential; the handler (core) decides what it may do.
-    #[allow(dead_code)] // routes of signed-in users (accounts, tokens) arrive with users
     User,
     /// Admins only.
-    #[allow(dead_code)] // admin routes arrive with users
     Admin,
 }
 
@@ -126,6 +126,8 @@ pub struct Mount {
     pub routes: Vec<Route>,
     pub auth: Vec<AuthScheme>,
     pub render: ErrorRenderer,
+    /// The API's rate limits (unlimited by default).
+    pub rate: RateTiers,
 }
 
 impl Mount {
@@ -192,6 +194,7 @@ pub struct Router {
     endpoints: Vec<Endpoint>,
     root: Node,
     max_body: u64,
+    cors: Cors,
 }
 
 /// The outcome of a lookup.
@@ -203,8 +206,9 @@ enum Lookup<'r, 'p> {
 }
 
 impl Router {
-    /// Merge `mounts`; `max_body` is the largest request body any route accepts.
-    pub fn build(mounts: Vec<Mount>, max_body: u64) -> Result<Router, String> {
+    /// Merge `mounts`; `max_body` is the largest request body any route accepts;
+    /// `cors` the origins allowed to call from browsers.
+    pub fn build(mounts: Vec<Mount>, max_body: u64, cors: Cors) -> Result<Router, String> {
         let mut root = Node::default();
         let mut endpoints: Vec<Endpoint> = Vec::new();
         let mut labels = Vec::new();
@@ -271,6 +275,7 @@ impl Router {
             endpoints,
             root,
             max_body,
+            cors,
         })
     }
 
@@ -350,10 +355,27 @@ impl Router {
             .max_by_key(|m| m.prefix.len())
     }
 
-    /// Answer one request: route, authenticate, check the body size, call the
-    /// handler (a panic in it is caught and answered 500). Returns the response and
-    /// the route's metrics slot (`None` when no route matched).
+    /// Answer one request: route, authenticate, apply the API's rate limit, check the
+    /// body size, call the handler (a panic in it is caught and answered 500), and add
+    /// the CORS headers an allowed origin gets. Returns the response and the route's
+    /// metrics slot (`None` when no route matched).
     pub async fn dispatch(
+        &self,
+        svc: &Local,
+        head: &RequestHead,
+        body: &mut dyn ByteStream,
+        peer: Option<IpAddr>,
+    ) -> (Response, Option<usize>) {
+        let (mut resp, metric) = self.route_and_call(svc, head, body, peer).await;
+        if let Some(origin) = self.cors.allowed(head) {
+            if resp.status != 204 || !Cors::is_preflight(head) {
+                Cors::decorate(&mut resp, origin);
+            }
+        }
+        (resp, metric)
+    }
+
+    async fn route_and_call(
         &self,
         svc: &Local,
         head: &RequestHead,
@@ -383,6 +405,25 @@ impl Router {
                     .map_or(render_native as ErrorRenderer, |m| m.render);
                 return (render(e), None);
             }
+            Lookup::MethodNotAllowed(allow, mount) if head.method() == Method::Options => {
+                // CORS preflight, or a plain OPTIONS asking what the path allows.
+                if Cors::is_preflight(head) {
+                    return match self.cors.allowed(head) {
+                        Some(origin) => (Cors::preflight(origin, &allow), None),
+                        None => {
+                            let e = ApiError::new(
+                                403,
+                                "origin_not_allowed",
+                                "this origin may not call the API from a browser (see --cors-origins)",
+                            );
+                            ((self.mounts[mount].render)(e), None)
+                        }
+                    };
+                }
+                let mut r = Response::empty(204);
+                r.header("Allow", format!("{allow}, OPTIONS"));
+                return (r, None);
+            }
             Lookup::MethodNotAllowed(allow, mount) => {
                 let e = ApiError::new(
                     405,
@@ -398,15 +439,31 @@ impl Router {
         };
         let mount = &self.mounts[ep.mount];
         let metric = Some(ep.metric);
-        let caller = match auth::identify(svc, head, &mount.auth, ep.route.access, peer) {
-            Ok(c) => c,
-            Err(e) => return ((mount.render)(e), metric),
+        let identity = auth::identify(svc, head, &mount.auth, ep.route.access, peer);
+        // Counted before any refusal: an anonymous request answered 401 still spends
+        // its IP's budget.
+        let rate = if mount.rate.is_limited() {
+            ratelimit::check(svc, &identity, &mount.rate)
+        } else {
+            None
         };
+        let with_rate = |mut r: Response| {
+            if let Some(d) = &rate {
+                ratelimit::add_headers(&mut r, d);
+            }
+            r
+        };
+        if let Some(d) = rate.filter(|d| !d.allowed) {
+            return (with_rate((mount.render)(ratelimit::too_many(&d))), metric);
+        }
+        if let Some(e) = identity.refused {
+            return (with_rate((mount.render)(e)), metric);
+        }
         // Refuse an oversized body before reading it (and before `100 Continue`).
         if let BodyFraming::ContentLength(n) = head.framing() {
             if n > self.max_body {
                 return (
-                    (mount.render)(ApiError::payload_too_large(self.max_body)),
+                    with_rate((mount.render)(ApiError::payload_too_large(self.max_body))),
                     metric,
                 );
             }
@@ -416,7 +473,8 @@ impl Router {
             req: Request {
                 head,
                 params,
-                caller,
+                caller: identity.caller,
+                credential: identity.credential,
             },
             body,
         };
@@ -444,7 +502,7 @@ impl Router {
                 )
             }
         };
-        (resp, metric)
+        (with_rate(resp), metric)
     }
 }
 
@@ -534,6 +592,7 @@ mod tests {
             routes,
             auth: vec![],
             render: render_native,
+            rate: RateTiers::NONE,
         }
     }
 
@@ -573,6 +632,7 @@ mod tests {
                 .at("/pb"),
             ],
             1 << 20,
+            Cors::default(),
         )
         .unwrap();
         assert_eq!(get(&r, "GET", "/v1/objects").unwrap().0, "a /v1/objects");
@@ -621,6 +681,7 @@ mod tests {
                 ),
             ],
             1,
+            Cors::default(),
         );
         assert!(clash.unwrap_err().contains("claimed by both"));
         let r = Router::build(
@@ -637,6 +698,7 @@ mod tests {
                 ),
             ],
             1,
+            Cors::default(),
         )
         .unwrap();
         let with = head("GET /list HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n");

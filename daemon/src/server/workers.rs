@@ -293,6 +293,9 @@ async fn accept_loop(
         }
     };
     monoio::spawn(sweep_blob_files(worker.clone()));
+    if index == 0 {
+        monoio::spawn(housekeeping(worker.clone()));
+    }
     let m = metrics::get();
     loop {
         monoio::select! {
@@ -367,6 +370,21 @@ async fn sweep_blob_files(worker: Rc<Worker>) {
             seen = now;
             worker.svc.sweep_deleted_blobs();
         }
+    }
+}
+
+/// Process-wide chores, on worker 0 every few seconds: record the API tokens' last
+/// use in one batch, and forget idle rate-limit buckets. Nothing here blocks: the
+/// writes go to the writer thread.
+async fn housekeeping(worker: Rc<Worker>) {
+    while !worker.shutdown.is_fired() {
+        monoio::select! {
+            _ = monoio::time::sleep(Duration::from_secs(10)) => {}
+            _ = worker.shutdown.wait() => {}
+        }
+        worker.svc.flush_token_uses().await;
+        let now = crate::util::time::now_ms().max(0) as u64;
+        worker.svc.accounts.limiter.sweep(now);
     }
 }
 

@@ -201,6 +201,70 @@ pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>, StoreError> {
     Ok(key)
 }
 
+/// `owner \0 ns \0 name \0 id`: the names index of one owner (a user's listing is a
+/// range scan of its own objects, never a scan of everyone's).
+pub fn owner_name_key(
+    owner: &str,
+    ns: &str,
+    name: &str,
+    id: &ObjectId,
+) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(&name_key(ns, name, id)?);
+    Ok(k)
+}
+
+/// `owner \0`: the start of every key of one owner in the per-owner indexes.
+pub fn owner_prefix(owner: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.len() + 1);
+    k.extend_from_slice(owner.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `owner \0 id[16]`: the owner's objects in creation order (UUIDv7 ids are
+/// time-ordered), for newest-first listings and counts.
+pub fn owner_time_key(owner: &str, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(id.as_bytes());
+    Ok(k)
+}
+
+/// `owner \0 sha256[32]`: how many of the owner's objects have this content (so
+/// `/v1/blobs/{sha}` answers only to someone who owns such an object).
+pub fn owner_blob_key(owner: &str, sha: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(sha);
+    Ok(k)
+}
+
+/// `user \0 token_id[16]`: a user's API tokens.
+pub fn user_token_key(user: &str, token_id: &[u8; 16]) -> Result<Vec<u8>, StoreError> {
+    validate_owner(user)?;
+    let mut k = owner_prefix(user);
+    k.extend_from_slice(token_id);
+    Ok(k)
+}
+
+/// Owner and user ids are short identifiers without NUL.
+pub fn validate_owner(owner: &str) -> Result<(), StoreError> {
+    if owner.is_empty() || owner.len() > 128 || owner.as_bytes().contains(&0) {
+        return Err(StoreError::Invalid(format!(
+            "owner id `{owner}` is invalid (1-128 bytes, no NUL)"
+        )));
+    }
+    Ok(())
+}
+
+/// The key of a username in the `usernames` database: case-folded, so `Alice` and
+/// `alice` are the same account name.
+pub fn username_key(username: &str) -> Vec<u8> {
+    username.to_lowercase().into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

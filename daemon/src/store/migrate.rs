@@ -40,7 +40,10 @@ use super::{Dbs, StoreError, META_SCHEMA_VERSION};
 /// * 1: objects, names, blobs, tokens, meta; one version byte (1) for every record.
 /// * 2: per-record-type layout versions; object records of layout 2 (source, media,
 ///   download statistics, aliases); the `aliases` database.
-pub const SCHEMA_VERSION: u32 = 2;
+/// * 3: users: `users`, `usernames`, `user_tokens`, `sessions`, `session_jtis`,
+///   `revoked`, and the per-owner indexes `owner_names`, `owner_time`, `owner_blobs`;
+///   token records of layout 2 (id, last use); every object has an owner.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Records per write transaction of a migration step: big enough that the commits
 /// (each an fsync) do not dominate, small enough to bound the transaction's memory
@@ -91,11 +94,18 @@ struct Step {
 
 /// Every step, in order. A step is never removed (a store of any older version must
 /// still be brought up) and never changed once released.
-const STEPS: &[Step] = &[Step {
-    from: 1,
-    what: "rewrite every object record in layout 2 (source, media, downloads, aliases)",
-    batch: objects_to_current_layout,
-}];
+const STEPS: &[Step] = &[
+    Step {
+        from: 1,
+        what: "rewrite every object record in layout 2 (source, media, downloads, aliases)",
+        batch: objects_to_current_layout,
+    },
+    Step {
+        from: 2,
+        what: "users: the admin user, token ids, owners and per-owner indexes and usage",
+        batch: index_owners,
+    },
+];
 
 /// The schema version stored in `meta` (`None` for a new store).
 pub(crate) fn stored_version(
@@ -239,5 +249,106 @@ fn objects_to_current_layout(
         dbs.objects.put(wtxn, key, value)?;
     }
     p.rewritten = todo.len() as u64;
+    Ok(p)
+}
+
+/// Step 2 -> 3. The first batch creates the admin user and gives every token an id
+/// (and its `user_tokens` entry); every batch then files its objects under their owner
+/// (`admin` for objects written before owners existed): the per-owner indexes and the
+/// owners' usage counters. Counters are added in the same transaction as the batch's
+/// cursor, so a resumed migration never counts an object twice.
+fn index_owners(
+    dbs: &Dbs,
+    wtxn: &mut RwTxn,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Progress, StoreError> {
+    use std::collections::HashMap;
+
+    use super::keys;
+    use super::tokens::{ensure_admin_user, new_token_id, ADMIN_USER};
+
+    if after.is_none() {
+        ensure_admin_user(dbs, wtxn, crate::util::time::now_ms())?;
+        let mut tokens = Vec::new();
+        for item in dbs.tokens.iter(wtxn)? {
+            let (key, value) = item?;
+            if let Ok(rec) = records::decode_token(value) {
+                if rec.id == [0; 16] {
+                    tokens.push((key.to_vec(), rec));
+                }
+            }
+        }
+        for (key, mut rec) in tokens {
+            rec.id = new_token_id()?;
+            dbs.tokens.put(wtxn, &key, &records::encode_token(&rec)?)?;
+            if let Ok(ikey) = keys::user_token_key(&rec.user, &rec.id) {
+                dbs.user_tokens.put(wtxn, &ikey, &key)?;
+            }
+        }
+    }
+    let mut p = Progress {
+        seen: 0,
+        rewritten: 0,
+        undecodable: 0,
+        last_key: None,
+    };
+    let mut batch: Vec<(Vec<u8>, super::ObjectRecord)> = Vec::new();
+    {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in dbs.objects.range(wtxn, &(lower, Bound::Unbounded))? {
+            let (key, value) = item?;
+            p.seen += 1;
+            p.last_key = Some(key.to_vec());
+            match records::decode_object(value) {
+                Ok(rec) => batch.push((key.to_vec(), rec)),
+                Err(e) => {
+                    tracing::error!(key = ?key, error = %e, "cannot migrate an object record");
+                    p.undecodable += 1;
+                }
+            }
+            if p.seen >= limit {
+                break;
+            }
+        }
+    }
+    let mut usage: HashMap<String, (u64, u64)> = HashMap::new();
+    for (key, mut rec) in batch {
+        if rec.owner.is_none() {
+            rec.owner = Some(ADMIN_USER.to_string());
+            dbs.objects
+                .put(wtxn, &key, &records::encode_object(&rec)?)?;
+            p.rewritten += 1;
+        }
+        let owner = rec.owner.clone().unwrap_or_default();
+        dbs.owner_names.put(
+            wtxn,
+            &keys::owner_name_key(&owner, &rec.namespace, &rec.name, &rec.id)?,
+            &[],
+        )?;
+        dbs.owner_time
+            .put(wtxn, &keys::owner_time_key(&owner, &rec.id)?, &[])?;
+        if let (super::Kind::File, Some(sha)) = (rec.kind, rec.sha256) {
+            let bkey = keys::owner_blob_key(&owner, &sha)?;
+            let n = dbs
+                .owner_blobs
+                .get(wtxn, &bkey)?
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, u64::from_be_bytes);
+            dbs.owner_blobs.put(wtxn, &bkey, &(n + 1).to_be_bytes())?;
+        }
+        let u = usage.entry(owner).or_default();
+        u.0 += rec.size;
+        u.1 += 1;
+    }
+    for (owner, (bytes, count)) in usage {
+        if let Some(v) = dbs.users.get(wtxn, owner.as_bytes())? {
+            let mut user = records::decode_user(v)?;
+            user.usage_bytes += bytes;
+            user.object_count += count;
+            dbs.users
+                .put(wtxn, owner.as_bytes(), &records::encode_user(&user)?)?;
+        }
+    }
     Ok(p)
 }

@@ -47,6 +47,7 @@ pub mod keys;
 pub mod migrate;
 pub mod records;
 mod tokens;
+mod users;
 pub mod writer;
 
 #[cfg(test)]
@@ -75,15 +76,17 @@ pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 pub use migrate::SCHEMA_VERSION;
 #[allow(unused_imports)]
 pub use records::{
-    BlobRecord, ExternalFile, Gps, Kind, MediaInfo, ObjectRecord, Principal, Role, Source, State,
-    TokenRecord,
+    BlobRecord, ExternalFile, Gps, Kind, MediaInfo, ObjectRecord, Principal, Role, SessionRecord,
+    Source, State, TokenRecord, UserRecord,
 };
 #[allow(unused_imports)]
-pub use tokens::{ct_eq, generate_token, token_sha256};
+pub use tokens::{ct_eq, generate_token, new_token_id, token_sha256, ADMIN_USER};
+#[allow(unused_imports)]
+pub use users::OwnerPage;
 #[allow(unused_imports)]
 pub use writer::{
-    Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, WriterHandle, WriterStats,
-    MAX_METADATA_BYTES,
+    Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, UserChange, WriterHandle,
+    WriterStats, MAX_METADATA_BYTES,
 };
 
 /// An object's id: a UUIDv7, stored as its 16 big-endian bytes (time-ordered).
@@ -139,16 +142,20 @@ pub struct StoreConfig {
     pub map_size: usize,
     /// Most commands per write transaction (default 256).
     pub max_batch: usize,
+    /// Bytes each user may store unless their record overrides it (`None` = unlimited).
+    pub default_quota: Option<u64>,
 }
 
 impl StoreConfig {
-    /// A config with the defaults: `Durability::Fsync`, 1 TiB map, batches of 256.
+    /// A config with the defaults: `Durability::Fsync`, 1 TiB map, batches of 256, no
+    /// quota.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             durability: Durability::Fsync,
             map_size: DEFAULT_MAP_SIZE,
             max_batch: DEFAULT_MAX_BATCH,
+            default_quota: None,
         }
     }
 }
@@ -165,6 +172,10 @@ pub enum StoreError {
     /// Bad input caught by the store (e.g. a NUL in a name, a malformed cursor).
     #[error("{0}")]
     Invalid(String),
+    /// The owner's quota would be exceeded (413): `limit` bytes, `used` now, `wanted`
+    /// more.
+    #[error("the quota of {limit} bytes would be exceeded: {used} bytes are used and this needs {wanted} more")]
+    QuotaExceeded { limit: u64, used: u64, wanted: u64 },
     /// ENOSPC/EDQUOT or `MDB_MAP_FULL`: the HTTP layer answers 507.
     #[error("no space left: the disk or the metadata map is full")]
     Full,
@@ -192,6 +203,15 @@ impl StoreError {
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
             StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
             StoreError::Full => StoreError::Full,
+            StoreError::QuotaExceeded {
+                limit,
+                used,
+                wanted,
+            } => StoreError::QuotaExceeded {
+                limit: *limit,
+                used: *used,
+                wanted: *wanted,
+            },
             StoreError::Io(e) => StoreError::Io(io::Error::new(e.kind(), e.to_string())),
             StoreError::Lmdb(m) => StoreError::Lmdb(m.clone()),
             StoreError::Internal(m) => StoreError::Internal(m.clone()),
@@ -261,9 +281,43 @@ pub(crate) struct Dbs {
     pub meta: Db,
     /// alias ("scheme:value") -> id[16] (since schema version 2)
     pub aliases: Db,
+    /// user id -> UserRecord (since schema version 3)
+    pub users: Db,
+    /// lower-cased username -> user id
+    pub usernames: Db,
+    /// user \0 token id[16] -> sha256(token)[32]
+    pub user_tokens: Db,
+    /// sha256(refresh token)[32] -> SessionRecord
+    pub sessions: Db,
+    /// access token jti -> sha256(refresh token)[32] of its session
+    pub session_jtis: Db,
+    /// revoked access token jti -> its expiry (Unix ms, big-endian i64)
+    pub revoked: Db,
+    /// owner \0 ns \0 name \0 id[16] -> empty
+    pub owner_names: Db,
+    /// owner \0 id[16] -> empty
+    pub owner_time: Db,
+    /// owner \0 sha256[32] -> count (big-endian u64)
+    pub owner_blobs: Db,
 }
 
-const DB_NAMES: [&str; 6] = ["objects", "names", "blobs", "tokens", "meta", "aliases"];
+const DB_NAMES: [&str; 15] = [
+    "objects",
+    "names",
+    "blobs",
+    "tokens",
+    "meta",
+    "aliases",
+    "users",
+    "usernames",
+    "user_tokens",
+    "sessions",
+    "session_jtis",
+    "revoked",
+    "owner_names",
+    "owner_time",
+    "owner_blobs",
+];
 
 impl Dbs {
     /// Opens every database, creating the missing ones (a new store, or one of an older
@@ -280,6 +334,15 @@ impl Dbs {
             tokens: dbs[3],
             meta: dbs[4],
             aliases: dbs[5],
+            users: dbs[6],
+            usernames: dbs[7],
+            user_tokens: dbs[8],
+            sessions: dbs[9],
+            session_jtis: dbs[10],
+            revoked: dbs[11],
+            owner_names: dbs[12],
+            owner_time: dbs[13],
+            owner_blobs: dbs[14],
         })
     }
 }
@@ -502,6 +565,8 @@ pub struct ListQuery {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only this owner's objects (through the per-owner index, not a filter).
+    pub owner: Option<String>,
 }
 
 /// One page of a listing.
@@ -606,6 +671,7 @@ impl Store {
             layout.clone(),
             cfg.durability,
             cfg.max_batch.max(1),
+            cfg.default_quota,
         )?;
         if hooks.background_gc {
             writer.start_background_gc();
@@ -712,6 +778,7 @@ impl Store {
     /// Who `token` (as presented by the client, without `Bearer `) belongs to. Looks up
     /// SHA-256(token); the final equality is decided by a constant-time comparison of
     /// the digests, and expired tokens do not authenticate.
+    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub fn authenticate(&self, token: &[u8]) -> Result<Option<Principal>, StoreError> {
         let digest = token_sha256(token);
         let txn = self.inner.env.read_txn()?;
@@ -757,17 +824,33 @@ impl Store {
         let prefix = q.prefix.as_deref().unwrap_or("");
         keys::validate_name(prefix)?;
         let needle = q.q.as_deref().filter(|s| !s.is_empty()).map(Needle::new);
-        // Every key of the listed range starts with `bound` (None: the whole index).
+        // One owner's objects are the `owner_names` index, whose keys are `owner \0`
+        // followed by a names index key: the same scan, under that prefix. Cursors hold
+        // the key without it, so they look the same either way.
+        let base = match &q.owner {
+            Some(owner) => {
+                keys::validate_owner(owner)?;
+                keys::owner_prefix(owner)
+            }
+            None => Vec::new(),
+        };
+        let with_base = |k: &[u8]| {
+            let mut v = Vec::with_capacity(base.len() + k.len());
+            v.extend_from_slice(&base);
+            v.extend_from_slice(k);
+            v
+        };
+        // Every key of the listed range starts with `bound`.
         let bound = match &q.namespace {
-            Some(ns) => Some(keys::scan_prefix(ns, prefix)?),
-            None => None,
+            Some(ns) => with_base(&keys::scan_prefix(ns, prefix)?),
+            None => base.clone(),
         };
         // No namespace but a prefix: visit each namespace's `ns\0prefix` range in turn.
         let skip_scan = q.namespace.is_none() && !prefix.is_empty();
         let (mut start, mut inclusive) = match &q.cursor {
             Some(c) => {
-                let key = keys::decode_cursor(c)?;
-                if bound.as_ref().is_some_and(|b| !key.starts_with(b)) {
+                let key = with_base(&keys::decode_cursor(c)?);
+                if !key.starts_with(&bound) {
                     return Err(StoreError::Invalid(
                         "cursor does not belong to this listing (namespace or prefix changed)"
                             .into(),
@@ -775,9 +858,14 @@ impl Store {
                 }
                 (key, false)
             }
-            None => (bound.clone().unwrap_or_default(), true),
+            None => (bound.clone(), true),
         };
-        let in_range = |k: &[u8]| bound.as_ref().is_none_or(|b| k.starts_with(b));
+        let in_range = |k: &[u8]| k.starts_with(&bound);
+        let index = if q.owner.is_some() {
+            self.inner.dbs.owner_names
+        } else {
+            self.inner.dbs.names
+        };
 
         let dbs = &self.inner.dbs;
         let txn = self.inner.env.read_txn()?;
@@ -793,24 +881,25 @@ impl Store {
             } else {
                 Bound::Excluded(start.as_slice())
             };
-            let mut iter = dbs.names.range(&txn, &(lower, Bound::Unbounded))?;
+            let mut iter = index.range(&txn, &(lower, Bound::Unbounded))?;
             let mut reseek = None;
             while let Some(item) = iter.next() {
-                let (key, _) = item?;
-                if !in_range(key) {
+                let (full, _) = item?;
+                if !in_range(full) {
                     break 'scan false;
                 }
+                let key = &full[base.len()..];
                 scanned += 1;
                 last.clear();
                 last.extend_from_slice(key);
                 match keys::parse_name_key(key) {
                     None => tracing::error!(?key, "malformed names index key; run `ringbox check`"),
                     Some(nk) if skip_scan && !nk.name.starts_with(prefix) => {
-                        reseek = Some(if nk.name < prefix {
+                        reseek = Some(with_base(&if nk.name < prefix {
                             keys::scan_prefix(nk.namespace, prefix)?
                         } else {
                             keys::namespace_end(nk.namespace)
-                        });
+                        }));
                         break;
                     }
                     Some(nk) => {

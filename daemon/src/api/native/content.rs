@@ -40,7 +40,7 @@ pub async fn blob(ctx: Ctx<'_>) -> HandlerResult {
             "a blob is named by 64 hex digits of its SHA-256",
         )
     })?;
-    let rep = ctx.svc.blob_content(sha)?;
+    let rep = ctx.svc.blob_content(&ctx.req.caller, sha)?;
     let served = ctx.svc.serve(&rep, &conditions(ctx.req.head)).await?;
     let disposition = if wants_download(&ctx) {
         Disposition::Attachment

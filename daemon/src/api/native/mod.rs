@@ -2,6 +2,7 @@
 //! and conditionals, blobs by hash, health and metrics. JSON shapes are defined in
 //! `render`; every rule is the core's. Errors are `{"error":{"code","message"}}`.
 
+mod accounts;
 mod content;
 mod debug;
 mod objects;
@@ -16,6 +17,7 @@ use ringbox_protocol::head::Method;
 use crate::handler;
 use crate::http::auth::AuthScheme;
 use crate::http::errors::{render_native, ApiError};
+use crate::http::ratelimit::RateTiers;
 use crate::http::request::{Ctx, HandlerResult};
 use crate::http::response::Response;
 use crate::http::router::{Access, Mount, Route};
@@ -48,6 +50,29 @@ pub fn mount() -> Mount {
             handler!(upload::put_content),
         ),
         Route::new(Get, "/v1/blobs/{sha256}", Read, handler!(content::blob)),
+        Route::new(Post, "/v1/users", Admin, handler!(accounts::create)),
+        Route::new(Get, "/v1/users", Admin, handler!(accounts::list)),
+        Route::new(Get, "/v1/users/me", User, handler!(accounts::get)),
+        Route::new(Patch, "/v1/users/me", User, handler!(accounts::patch)),
+        Route::new(Get, "/v1/users/{id}", User, handler!(accounts::get)),
+        Route::new(Patch, "/v1/users/{id}", User, handler!(accounts::patch)),
+        Route::new(Delete, "/v1/users/{id}", Admin, handler!(accounts::delete)),
+        Route::new(Post, "/v1/auth/login", Public, handler!(accounts::login)),
+        Route::new(
+            Post,
+            "/v1/auth/refresh",
+            Public,
+            handler!(accounts::refresh),
+        ),
+        Route::new(Post, "/v1/auth/logout", User, handler!(accounts::logout)),
+        Route::new(Post, "/v1/tokens", User, handler!(accounts::create_token)),
+        Route::new(Get, "/v1/tokens", User, handler!(accounts::list_tokens)),
+        Route::new(
+            Delete,
+            "/v1/tokens/{id}",
+            User,
+            handler!(accounts::delete_token),
+        ),
     ];
     routes.extend(debug::routes());
     Mount {
@@ -56,6 +81,7 @@ pub fn mount() -> Mount {
         routes,
         auth: vec![AuthScheme::Bearer],
         render: render_native,
+        rate: RateTiers::NONE,
     }
 }
 

@@ -43,6 +43,7 @@ async fn call(
             head: &h,
             params: p,
             caller,
+            credential: None,
         },
         body: &mut stream,
     };

@@ -32,15 +32,19 @@ use super::{ObjectId, Sha256, StoreError};
 
 #[cfg(test)]
 pub use v1::encode_object_v1;
-pub use v1::ObjectRecordV1;
+pub use v1::{ObjectRecordV1, TokenRecordV1};
 
 /// The layout version of object records this build writes (2: `source`, `media`,
 /// `last_access_ms`, `downloads`, `aliases` added).
 pub const OBJECT_VERSION: u8 = 2;
 /// The layout version of blob records this build writes.
 pub const BLOB_VERSION: u8 = 1;
-/// The layout version of token records this build writes.
-pub const TOKEN_VERSION: u8 = 1;
+/// The layout version of token records this build writes (2: `id`, `last_used_ms`).
+pub const TOKEN_VERSION: u8 = 2;
+/// The layout version of user records this build writes.
+pub const USER_VERSION: u8 = 1;
+/// The layout version of session records this build writes.
+pub const SESSION_VERSION: u8 = 1;
 
 /// What an object holds: bytes in a blob, or a short text kept inline in its record.
 /// (Encoded by variant index in every object layout: append variants only.)
@@ -216,11 +220,52 @@ pub struct BlobRecord {
     pub created_at_ms: i64,
 }
 
-/// A user's role.
+/// A user's role. (Encoded by variant index: append variants only.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     Admin,
     User,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+}
+
+/// A user. Keyed by `id` (the built-in administrator's id is `admin`; others are
+/// UUIDv7 strings); `usernames` maps the lower-cased username to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    /// Argon2id PHC string; `None` = no password set (token-only, e.g. the admin
+    /// before anyone set one).
+    pub password_hash: Option<String>,
+    pub role: Role,
+    pub created_at_ms: i64,
+    pub display_name: Option<String>,
+    /// Overrides the global per-user quota.
+    pub quota_bytes: Option<u64>,
+    /// Logical bytes of the user's objects (a file stored twice counts twice).
+    pub usage_bytes: u64,
+    pub object_count: u64,
+}
+
+/// A sign-in session: keyed by the SHA-256 of its refresh token. `access_jti` is the
+/// id of the access token issued with it (revoked when the session ends or rotates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub user: String,
+    pub access_jti: String,
+    /// When the access token expires (Unix ms): its revocation is kept until then.
+    pub access_expires_at_ms: i64,
+    pub created_at_ms: i64,
+    /// When the refresh token expires (Unix ms).
+    pub expires_at_ms: i64,
 }
 
 /// Who a token belongs to.
@@ -234,16 +279,23 @@ pub struct Principal {
 /// never stored, so a copy of the metadata does not leak credentials).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
+    /// The user's id.
     pub user: String,
+    /// The role when the token was made (informative: the user record decides).
     pub role: Role,
     /// Free text for operators ("admin token created at first start", "ci uploader").
     pub label: String,
     pub created_at_ms: i64,
     /// `None` = does not expire.
     pub expires_at_ms: Option<i64>,
+    /// The token's public id (what `DELETE /v1/tokens/{id}` names).
+    pub id: [u8; 16],
+    /// Coarse last use (Unix ms), updated in batches.
+    pub last_used_ms: Option<i64>,
 }
 
 impl TokenRecord {
+    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub fn principal(&self) -> Principal {
         Principal {
             user: self.user.clone(),
@@ -287,8 +339,31 @@ pub fn encode_token(rec: &TokenRecord) -> Result<Vec<u8>, StoreError> {
 
 pub fn decode_token(bytes: &[u8]) -> Result<TokenRecord, StoreError> {
     match split_version("token", TOKEN_VERSION, bytes)? {
+        (1, rest) => decode_layout::<TokenRecordV1>("token", rest).map(TokenRecord::from),
         (TOKEN_VERSION, rest) => decode_layout("token", rest),
         (v, _) => Err(no_decoder("token", v)),
+    }
+}
+
+pub fn encode_user(rec: &UserRecord) -> Result<Vec<u8>, StoreError> {
+    encode("user", USER_VERSION, rec)
+}
+
+pub fn decode_user(bytes: &[u8]) -> Result<UserRecord, StoreError> {
+    match split_version("user", USER_VERSION, bytes)? {
+        (USER_VERSION, rest) => decode_layout("user", rest),
+        (v, _) => Err(no_decoder("user", v)),
+    }
+}
+
+pub fn encode_session(rec: &SessionRecord) -> Result<Vec<u8>, StoreError> {
+    encode("session", SESSION_VERSION, rec)
+}
+
+pub fn decode_session(bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    match split_version("session", SESSION_VERSION, bytes)? {
+        (SESSION_VERSION, rest) => decode_layout("session", rest),
+        (v, _) => Err(no_decoder("session", v)),
     }
 }
 
@@ -501,6 +576,8 @@ mod tests {
             label: "x".into(),
             created_at_ms: 1,
             expires_at_ms: Some(10),
+            id: [7; 16],
+            last_used_ms: None,
         };
         assert_eq!(decode_token(&encode_token(&t).unwrap()).unwrap(), t);
         assert!(t.is_valid_at(9));
@@ -534,6 +611,8 @@ mod tests {
             label: String::new(),
             created_at_ms: 0,
             expires_at_ms: None,
+            id: [7; 16],
+            last_used_ms: None,
         })
         .unwrap();
         trailing.push(0);

@@ -8,14 +8,13 @@
 //! the current layout (`Kind`, `State`) are encoded by variant index, which is why those
 //! may only ever grow at the end.
 //!
-//! Blob and token records are still at version 1 ([`super::BLOB_VERSION`],
-//! [`super::TOKEN_VERSION`]): their current structs are their version-1 layout, so they
-//! have no frozen copy here yet. The day one of them changes, its current struct is
-//! copied here first, unchanged, as `BlobRecordV1` / `TokenRecordV1`.
+//! Blob records are still at version 1 ([`super::BLOB_VERSION`]): their current struct
+//! is their version-1 layout, so it has no frozen copy here yet. Token records moved to
+//! version 2 (an id and a last-use time); [`TokenRecordV1`] is their first layout.
 
 use serde::{Deserialize, Serialize};
 
-use super::{uuid_serde, Kind, ObjectRecord, Source, State};
+use super::{uuid_serde, Kind, ObjectRecord, Role, Source, State, TokenRecord};
 use crate::store::{ObjectId, Sha256};
 
 /// The object record of layout version 1.
@@ -70,6 +69,32 @@ impl From<ObjectRecordV1> for ObjectRecord {
             last_access_ms: None,
             downloads: 0,
             aliases: Vec::new(),
+        }
+    }
+}
+
+/// The token record of layout version 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecordV1 {
+    pub user: String,
+    pub role: Role,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl From<TokenRecordV1> for TokenRecord {
+    /// A version-1 token had no id (the migration to schema 3 gives each one) and no
+    /// last-use time.
+    fn from(v: TokenRecordV1) -> TokenRecord {
+        TokenRecord {
+            user: v.user,
+            role: v.role,
+            label: v.label,
+            created_at_ms: v.created_at_ms,
+            expires_at_ms: v.expires_at_ms,
+            id: [0; 16],
+            last_used_ms: None,
         }
     }
 }

@@ -413,6 +413,8 @@ fn data_generation_moves_only_for_object_and_blob_changes() {
         label: "t".into(),
         created_at_ms: 0,
         expires_at_ms: None,
+        id: [7; 16],
+        last_used_ms: None,
     };
     w.submit_blocking(Command::PutToken {
         token_sha256: digest,

@@ -148,6 +148,7 @@ fn create_many(store: &Store, items: &[(String, String)]) -> Vec<ObjectRecord> {
 
 fn lq(ns: Option<&str>, prefix: Option<&str>, q: Option<&str>, limit: usize) -> ListQuery {
     ListQuery {
+        owner: None,
         namespace: ns.map(Into::into),
         prefix: prefix.map(Into::into),
         q: q.map(Into::into),
@@ -1102,6 +1103,8 @@ fn reopen_keeps_everything_and_the_admin_token() {
         label: "t".into(),
         created_at_ms: 0,
         expires_at_ms: None,
+        id: [7; 16],
+        last_used_ms: None,
     };
     assert_eq!(
         store
@@ -1124,6 +1127,8 @@ fn reopen_keeps_everything_and_the_admin_token() {
     let (old_token, old_digest) = generate_token().unwrap();
     let expired = TokenRecord {
         expires_at_ms: Some(1),
+        id: [7; 16],
+        last_used_ms: None,
         ..rec
     };
     store

@@ -61,7 +61,8 @@
 
 mod gc;
 mod objects;
-mod tokens;
+mod owners;
+mod users;
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -80,13 +81,15 @@ use futures_channel::oneshot;
 use heed::{Env, RwTxn, WithoutTls};
 
 use super::blobs::{fsync_dir, remove_file_quiet, Layout};
-use super::records::{ObjectRecord, TokenRecord};
+use super::records::{ObjectRecord, SessionRecord, TokenRecord, UserRecord};
 use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, StoreError};
 use crate::util::hex;
 use crate::util::time::now_ms;
 
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
+pub(crate) use owners::owner_of;
+pub use users::UserChange;
 
 /// A fully written temp file under `<data>/tmp/`, fsynced by the caller (unless
 /// `Durability::None`). Once submitted, the writer owns the file: it renames it into
@@ -156,15 +159,50 @@ pub enum Command {
     Heal { id: ObjectId, sha256: Sha256 },
     /// Collect unreferenced blobs (see `gc.rs`). Replies `Reply::Gc`.
     Gc,
-    /// Store a token (key: SHA-256 of the token text, see `token_sha256`). Replies `Done`.
-    #[allow(dead_code)] // token management is not wired to a route or CLI yet
+    /// Store an API token (key: SHA-256 of the token text, see `token_sha256`) and its
+    /// (user, id) index entry. Replies `Done`.
     PutToken {
         token_sha256: Sha256,
         record: TokenRecord,
     },
-    /// Revoke a token. Replies `Deleted`, or `NotFound`.
-    #[allow(dead_code)]
+    /// Revoke a token by its secret's hash. Replies `Deleted`, or `NotFound`.
+    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     DeleteToken { token_sha256: Sha256 },
+    /// Revoke one of `user`'s tokens by its id. Replies `Deleted`, or `NotFound`.
+    RevokeToken { user: String, token_id: [u8; 16] },
+    /// Record tokens' last use (batched by the caller). Replies `Done`.
+    TouchTokens { uses: Vec<(Sha256, i64)> },
+    /// A new user (`Conflict` if the username is taken), with an optional first API
+    /// token. Replies `User`.
+    CreateUser {
+        user: UserRecord,
+        token: Option<(Sha256, TokenRecord)>,
+    },
+    /// Change a user. Replies `User` (the new record), or `NotFound`.
+    UpdateUser { id: String, change: UserChange },
+    /// Delete a user and every API token of theirs. Replies `User` (the old record).
+    DeleteUser { id: String },
+    /// Store a sign-in session (key: SHA-256 of its refresh token). Replies `Done`.
+    CreateSession {
+        refresh_sha256: Sha256,
+        record: SessionRecord,
+        now_ms: i64,
+    },
+    /// Refresh-token rotation (see `users.rs`). Replies `Session` (the old one), or
+    /// `NotFound` when the old refresh token is unknown, used or expired.
+    RotateSession {
+        old_refresh_sha256: Sha256,
+        new_refresh_sha256: Sha256,
+        record: SessionRecord,
+        now_ms: i64,
+    },
+    /// Logout: revoke the access token `jti` (until `expires_at_ms`) and forget its
+    /// session. Replies `Deleted`.
+    EndSession {
+        jti: String,
+        expires_at_ms: i64,
+        now_ms: i64,
+    },
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -201,6 +239,14 @@ impl Command {
             Command::Gc => "gc",
             Command::PutToken { .. } => "put_token",
             Command::DeleteToken { .. } => "delete_token",
+            Command::RevokeToken { .. } => "revoke_token",
+            Command::TouchTokens { .. } => "touch_tokens",
+            Command::CreateUser { .. } => "create_user",
+            Command::UpdateUser { .. } => "update_user",
+            Command::DeleteUser { .. } => "delete_user",
+            Command::CreateSession { .. } => "create_session",
+            Command::RotateSession { .. } => "rotate_session",
+            Command::EndSession { .. } => "end_session",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -225,8 +271,12 @@ pub enum Reply {
     /// Delete, DeleteToken.
     Deleted,
     Gc(GcReport),
-    /// PutToken.
+    /// PutToken, TouchTokens, CreateSession.
     Done,
+    /// CreateUser, UpdateUser (the new record), DeleteUser (the old one).
+    User(UserRecord),
+    /// RotateSession (the session that ended).
+    Session(SessionRecord),
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -404,6 +454,7 @@ pub(crate) fn start(
     layout: Layout,
     durability: Durability,
     max_batch: usize,
+    default_quota: Option<u64>,
 ) -> Result<(WriterHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let counters = Arc::new(Counters::default());
@@ -413,6 +464,8 @@ pub(crate) fn start(
         layout,
         durability,
         max_batch,
+        default_quota,
+        session_writes: AtomicU64::new(0),
         counters: counters.clone(),
     };
     let thread = thread::Builder::new()
@@ -428,6 +481,10 @@ struct Writer {
     layout: Layout,
     durability: Durability,
     max_batch: usize,
+    /// Per-user quota unless a user record overrides it.
+    default_quota: Option<u64>,
+    /// Session and revocation writes so far (expired ones are pruned every few).
+    session_writes: AtomicU64,
     counters: Arc<Counters>,
 }
 
@@ -699,6 +756,27 @@ impl Writer {
                 record,
             } => self.put_token(txn, token_sha256, record),
             Command::DeleteToken { token_sha256 } => self.delete_token(txn, token_sha256),
+            Command::RevokeToken { user, token_id } => self.revoke_token(txn, &user, token_id),
+            Command::TouchTokens { uses } => self.touch_tokens(txn, uses),
+            Command::CreateUser { user, token } => self.create_user(txn, user, token),
+            Command::UpdateUser { id, change } => self.update_user(txn, &id, change),
+            Command::DeleteUser { id } => self.delete_user(txn, &id),
+            Command::CreateSession {
+                refresh_sha256,
+                record,
+                now_ms,
+            } => self.create_session(txn, refresh_sha256, record, now_ms),
+            Command::RotateSession {
+                old_refresh_sha256,
+                new_refresh_sha256,
+                record,
+                now_ms,
+            } => self.rotate_session(txn, old_refresh_sha256, new_refresh_sha256, record, now_ms),
+            Command::EndSession {
+                jti,
+                expires_at_ms,
+                now_ms,
+            } => self.end_session(txn, &jti, expires_at_ms, now_ms),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),
@@ -891,6 +969,8 @@ mod tests {
             layout: store.inner.layout.clone(),
             durability: Durability::None,
             max_batch: 16,
+            default_quota: None,
+            session_writes: AtomicU64::new(0),
             counters: Arc::new(Counters::default()),
         }
     }

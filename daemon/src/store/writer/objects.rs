@@ -103,6 +103,8 @@ impl Writer {
         for alias in &rec.aliases {
             self.ensure_alias_free(txn, alias, &rec.id)?;
         }
+        let size = blob.as_ref().map_or(rec.size, |nb| nb.size);
+        self.check_quota(txn, super::owner_of(&rec), size)?;
         let attach = match (rec.kind, rec.is_managed(), &blob) {
             (Kind::Text, _, Some(_)) => {
                 return Err(Fail::Rejected(StoreError::Invalid(
@@ -169,6 +171,7 @@ impl Writer {
                 .put(txn, alias.as_bytes(), rec.id.as_bytes())
                 .map_err(fatal)?;
         }
+        self.owner_add(txn, &rec)?;
         b.data_changed = true;
         Ok(Reply::Object(rec))
     }
@@ -194,6 +197,8 @@ impl Writer {
             ))));
         }
         let same = rec.sha256 == Some(nb.sha256);
+        let before = rec.clone();
+        self.check_quota(txn, super::owner_of(&rec), nb.size.saturating_sub(rec.size))?;
         let attach = self.prepare_attach(txn, nb.sha256, nb.size)?;
         let old = match rec.sha256 {
             Some(old) if !same => Some((old, self.read_blob(txn, &old)?)),
@@ -216,6 +221,7 @@ impl Writer {
             }
         }
         self.put_object(txn, b, &id, &value)?;
+        self.owner_update(txn, &before, &rec)?;
         Ok(Reply::Object(rec))
     }
 
@@ -228,6 +234,7 @@ impl Writer {
         now_ms: i64,
     ) -> Result<Reply, Fail> {
         let mut rec = self.load(txn, &id)?;
+        let before = rec.clone();
         let old_key = keys::name_key(&rec.namespace, &rec.name, &id).map_err(Fail::Rejected)?;
         if let Some(ns) = patch.namespace {
             rec.namespace = ns;
@@ -271,6 +278,7 @@ impl Writer {
                 .map_err(fatal)?;
         }
         self.put_object(txn, b, &id, &value)?;
+        self.owner_update(txn, &before, &rec)?;
         Ok(Reply::Object(rec))
     }
 
@@ -317,6 +325,7 @@ impl Writer {
         if let Some((sha, existing)) = blob {
             self.decref(txn, b, &sha, existing)?;
         }
+        self.owner_remove(txn, &rec)?;
         b.data_changed = true;
         Ok(Reply::Deleted)
     }
