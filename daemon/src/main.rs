@@ -4,6 +4,7 @@
 //! against metadata), `gc` (collect unreferenced blobs). See the README.
 
 mod api;
+mod cli;
 mod config;
 mod core;
 mod http;
@@ -56,6 +57,22 @@ enum Cmd {
         #[arg(long, env = "RINGBOX_DATA", default_value = "data")]
         data: PathBuf,
     },
+    /// Users: add, list, passwd, delete (through the running server, or offline).
+    User {
+        /// Data directory.
+        #[arg(long, env = "RINGBOX_DATA", default_value = "data", global = true)]
+        data: PathBuf,
+        #[command(subcommand)]
+        cmd: cli::UserCmd,
+    },
+    /// API tokens: create, list, revoke (through the running server, or offline).
+    Token {
+        /// Data directory.
+        #[arg(long, env = "RINGBOX_DATA", default_value = "data", global = true)]
+        data: PathBuf,
+        #[command(subcommand)]
+        cmd: cli::TokenCmd,
+    },
 }
 
 fn init_logging() {
@@ -96,6 +113,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::User { data, cmd } => cli::user(&data, cmd),
+        Cmd::Token { data, cmd } => cli::token(&data, cmd),
         Cmd::Gc { data } => match store::gc(&data) {
             Ok(report) => {
                 report_json(&serde_json::json!({
@@ -201,14 +220,21 @@ fn serve(args: &ServeArgs) -> ExitCode {
     }
 }
 
+fn open_accounts(cfg: &Config) -> Result<Accounts, String> {
+    open_accounts_in(&cfg.data, cfg.access_token_ttl)
+}
+
 /// The signing key of access tokens (`<data>/jwt.key`, mode 0600, created at first
 /// start) and the password hasher.
-fn open_accounts(cfg: &Config) -> Result<Accounts, String> {
+pub(crate) fn open_accounts_in(
+    data: &std::path::Path,
+    access_ttl: std::time::Duration,
+) -> Result<Accounts, String> {
     use crate::core::auth::credentials::{HashParams, PasswordHasher};
     use crate::core::auth::jwt::JwtKey;
-    let key = JwtKey::load_or_create(&cfg.data.join("jwt.key"))
+    let key = JwtKey::load_or_create(&data.join("jwt.key"))
         .map_err(|e| format!("cannot load or create the token signing key: {e}"))?;
     let hasher = PasswordHasher::new(HashParams::default())
         .map_err(|e| format!("cannot set up password hashing: {e}"))?;
-    Ok(Accounts::new(key, hasher, cfg.access_token_ttl))
+    Ok(Accounts::new(key, hasher, access_ttl))
 }

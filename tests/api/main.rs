@@ -22,3 +22,4 @@ mod objects;
 mod robustness;
 mod storage;
 mod uploads;
+mod users;

@@ -103,7 +103,11 @@ impl Local {
     async fn hash_password(&self, password: String) -> CoreResult<String> {
         let hasher = self.accounts.hasher.clone();
         self.pool
-            .run(move || hasher.hash(&password))
+            .run(move || {
+                // Argon2 takes tens of milliseconds: never on an io_uring worker.
+                debug_assert!(super::pool::BlockingPool::on_pool_thread());
+                hasher.hash(&password)
+            })
             .await?
             .map_err(|e| CoreError::invalid(e.to_string()))
     }
@@ -113,11 +117,15 @@ impl Local {
     async fn check_password(&self, hash: Option<String>, password: String) -> CoreResult<bool> {
         let hasher = self.accounts.hasher.clone();
         self.pool
-            .run(move || match hash {
-                Some(h) => hasher.verify(&h, &password).unwrap_or(false),
-                None => {
-                    hasher.verify_dummy(&password);
-                    false
+            .run(move || {
+                // Argon2 takes tens of milliseconds: never on an io_uring worker.
+                debug_assert!(super::pool::BlockingPool::on_pool_thread());
+                match hash {
+                    Some(h) => hasher.verify(&h, &password).unwrap_or(false),
+                    None => {
+                        hasher.verify_dummy(&password);
+                        false
+                    }
                 }
             })
             .await
@@ -180,12 +188,17 @@ impl Local {
         Ok((expect_user(reply)?, token))
     }
 
-    /// A user `caller` may see: themself, or anyone for an admin (else 404).
-    pub fn user_for(&self, caller: &Caller, id: &str) -> CoreResult<UserRecord> {
-        if !caller.is_admin() && caller.user() != Some(id) {
-            return Err(no_user());
+    /// A user `caller` may see, by id or username: themself, or anyone for an admin
+    /// (else 404).
+    pub fn user_for(&self, caller: &Caller, id_or_name: &str) -> CoreResult<UserRecord> {
+        let user = match self.store.get_user(id_or_name)? {
+            Some(u) => Some(u),
+            None => self.store.get_user_by_name(id_or_name)?,
+        };
+        match user {
+            Some(u) if caller.is_admin() || caller.user() == Some(u.id.as_str()) => Ok(u),
+            _ => Err(no_user()),
         }
-        self.store.get_user(id)?.ok_or_else(no_user)
     }
 
     /// A user by username, for the APIs that address users by name.
@@ -223,6 +236,7 @@ impl Local {
         update: UserUpdate,
     ) -> CoreResult<UserRecord> {
         let target = self.user_for(caller, id)?;
+        let id = target.id.as_str();
         let admin = caller.is_admin();
         if !admin && (update.role.is_some() || update.quota_bytes.is_some()) {
             return Err(CoreError::forbidden(
@@ -283,6 +297,8 @@ impl Local {
     /// once; their objects are deleted in the background.
     pub async fn delete_user(&self, caller: &Caller, id: &str) -> CoreResult<UserRecord> {
         self.require_admin(caller)?;
+        let target = self.user_for(caller, id)?;
+        let id = target.id.as_str();
         if id == ADMIN_USER {
             return Err(CoreError::conflict("the built-in admin cannot be deleted"));
         }
@@ -303,10 +319,23 @@ impl Local {
         Ok(user)
     }
 
-    /// `POST /v1/tokens`: a new API token of the caller.
+    /// The user a token operation is for: the caller, or (admins only) another user.
+    fn token_owner(&self, caller: &Caller, for_user: Option<&str>) -> CoreResult<UserRecord> {
+        match for_user {
+            None => self.me(caller),
+            Some(u) => {
+                self.require_admin(caller)?;
+                self.user_for(caller, u)
+            }
+        }
+    }
+
+    /// `POST /v1/tokens`: a new API token of the caller (or, for an admin, of
+    /// `for_user`).
     pub async fn create_token(
         &self,
         caller: &Caller,
+        for_user: Option<&str>,
         label: &str,
         expires_in: Option<Duration>,
     ) -> CoreResult<IssuedToken> {
@@ -316,7 +345,7 @@ impl Local {
                 "a label is at most 128 characters without control characters",
             ));
         }
-        let user = self.me(caller)?;
+        let user = self.token_owner(caller, for_user)?;
         let (sha, token) = self.new_token(&user, label, expires_in)?;
         self.store
             .writer()
@@ -328,15 +357,26 @@ impl Local {
         Ok(token)
     }
 
-    /// `GET /v1/tokens`: the caller's tokens (no secrets).
-    pub fn list_tokens(&self, caller: &Caller) -> CoreResult<Vec<TokenRecord>> {
-        let user = self.me(caller)?;
+    /// `GET /v1/tokens`: the caller's tokens (or an admin's view of `for_user`'s), no
+    /// secrets.
+    pub fn list_tokens(
+        &self,
+        caller: &Caller,
+        for_user: Option<&str>,
+    ) -> CoreResult<Vec<TokenRecord>> {
+        let user = self.token_owner(caller, for_user)?;
         Ok(self.store.tokens_of(&user.id)?)
     }
 
-    /// `DELETE /v1/tokens/{id}`: revoke one of the caller's tokens (404 for others').
-    pub async fn revoke_token(&self, caller: &Caller, token_id: &str) -> CoreResult<()> {
-        let user = self.me(caller)?;
+    /// `DELETE /v1/tokens/{id}`: revoke one of the caller's tokens (404 for others'),
+    /// or, for an admin, of `for_user`.
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        for_user: Option<&str>,
+        token_id: &str,
+    ) -> CoreResult<()> {
+        let user = self.token_owner(caller, for_user)?;
         let id = parse_token_id(token_id).ok_or_else(|| CoreError::not_found("the token"))?;
         self.store
             .writer()
@@ -653,12 +693,12 @@ mod tests {
             let _ = a1;
             // API tokens: create, list, revoke.
             let t = svc
-                .create_token(&caller_of(&alice), "ci", None)
+                .create_token(&caller_of(&alice), None, "ci", None)
                 .await
                 .unwrap();
-            assert_eq!(svc.list_tokens(&caller_of(&alice)).unwrap().len(), 2);
+            assert_eq!(svc.list_tokens(&caller_of(&alice), None).unwrap().len(), 2);
             assert!(svc.authenticate(t.secret.as_bytes()).unwrap().is_some());
-            svc.revoke_token(&caller_of(&alice), &token_id_string(&t.record.id))
+            svc.revoke_token(&caller_of(&alice), None, &token_id_string(&t.record.id))
                 .await
                 .unwrap();
             assert!(svc.authenticate(t.secret.as_bytes()).unwrap().is_none());

@@ -220,6 +220,11 @@ pub fn run(cfg: Config, core: Arc<Core>, router: Router) -> io::Result<()> {
             .spawn(move || worker_main(i, shared, listener, rx, pin))?;
         threads.push(t);
     }
+    // Where the server listens, for `ringbox user|token` on this data directory.
+    let addr_file = shared.core.store.data_dir().join("server.addr");
+    if let Err(e) = std::fs::write(&addr_file, addr.to_string()) {
+        tracing::warn!(path = %addr_file.display(), error = %e, "cannot write the server address");
+    }
     tracing::info!(
         %addr,
         workers = shared.cfg.workers,
@@ -237,6 +242,7 @@ pub fn run(cfg: Config, core: Arc<Core>, router: Router) -> io::Result<()> {
             tracing::error!("a worker thread panicked during shutdown");
         }
     }
+    let _ = std::fs::remove_file(&addr_file);
     tracing::info!("all workers stopped");
     Ok(())
 }

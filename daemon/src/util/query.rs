@@ -28,6 +28,20 @@ impl Query {
     }
 }
 
+/// Percent-encode a query component or path segment (everything but RFC 3986's
+/// unreserved characters).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Percent-decode a query component (`+` is a space); None on a bad escape or
 /// invalid UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {

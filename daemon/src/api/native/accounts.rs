@@ -278,6 +278,8 @@ pub async fn logout(ctx: Ctx<'_>) -> HandlerResult {
 struct CreateToken {
     label: Option<String>,
     expires_in: Option<Value>,
+    /// Admins: make the token for this user (id or username).
+    user: Option<String>,
 }
 
 /// `POST /v1/tokens`: 201 with the secret, shown this once.
@@ -286,22 +288,39 @@ pub async fn create_token(mut ctx: Ctx<'_>) -> HandlerResult {
     let ttl = expires_in(&b.expires_in)?;
     let t = ctx
         .svc
-        .create_token(&ctx.req.caller, b.label.as_deref().unwrap_or(""), ttl)
+        .create_token(
+            &ctx.req.caller,
+            b.user.as_deref(),
+            b.label.as_deref().unwrap_or(""),
+            ttl,
+        )
         .await?;
     Ok(Response::json(201, &issued_json(&t)))
 }
 
+/// `?user=` (admins: another user's tokens).
+fn user_param(ctx: &Ctx<'_>) -> Result<Option<String>, ApiError> {
+    Ok(ctx
+        .req
+        .query()?
+        .get("user")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string))
+}
+
 /// `GET /v1/tokens`: the caller's tokens, without secrets.
 pub async fn list_tokens(ctx: Ctx<'_>) -> HandlerResult {
-    let tokens = ctx.svc.list_tokens(&ctx.req.caller)?;
+    let user = user_param(&ctx)?;
+    let tokens = ctx.svc.list_tokens(&ctx.req.caller, user.as_deref())?;
     let tokens: Vec<Value> = tokens.iter().map(token_json).collect();
     Ok(Response::json(200, &json!({ "tokens": tokens })))
 }
 
 /// `DELETE /v1/tokens/{id}`.
 pub async fn delete_token(ctx: Ctx<'_>) -> HandlerResult {
+    let user = user_param(&ctx)?;
     ctx.svc
-        .revoke_token(&ctx.req.caller, ctx.req.param(0))
+        .revoke_token(&ctx.req.caller, user.as_deref(), ctx.req.param(0))
         .await?;
     Ok(Response::empty(204))
 }

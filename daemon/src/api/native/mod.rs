@@ -2,7 +2,7 @@
 //! and conditionals, blobs by hash, health and metrics. JSON shapes are defined in
 //! `render`; every rule is the core's. Errors are `{"error":{"code","message"}}`.
 
-mod accounts;
+pub mod accounts;
 mod content;
 mod debug;
 mod objects;
