@@ -77,7 +77,7 @@ fn non_http_bytes_are_refused_at_once() {
             "answered after {:?}",
             started.elapsed()
         );
-        r.expect_error(400, "bad_request");
+        r.expect_error(400, "malformed_request");
         conn.expect_closed(Duration::from_secs(3)).unwrap();
     }
     // A request that arrives slowly is still fine.

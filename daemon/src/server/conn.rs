@@ -30,7 +30,9 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
-use ringbox_protocol::head::{parse_request_head, BodyFraming, Method, RequestHead, Status};
+use ringbox_protocol::head::{
+    parse_request_head, BodyFraming, Method, RequestHead, RequestLineCheck, Status,
+};
 use ringbox_protocol::Limits;
 
 use crate::core::stream::{ByteStream, ChunkFuture};
@@ -523,26 +525,6 @@ impl ByteStream for ConnIo {
     }
 }
 
-/// Whether `buf` (the start of a request head, possibly incomplete) can still become
-/// a request line: after optional empty lines, a method token (RFC 9110 tchars) and a
-/// space. `false` for a TLS ClientHello or binary garbage, at its first byte.
-fn plausible_request_start(buf: &[u8]) -> bool {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    for &b in &buf[start..] {
-        match b {
-            b' ' => return true,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-            | b'`' | b'|' | b'~' => {}
-            b if b.is_ascii_alphanumeric() => {}
-            _ => return false,
-        }
-    }
-    true
-}
-
 enum HeadRead {
     Ready,
     Closed,
@@ -554,18 +536,21 @@ async fn read_head(w: &Worker, io: &mut ConnIo, head: &mut RequestHead) -> HeadR
     let max_head = w.shared.limits.max_head_bytes;
     let mut deadline: Option<Instant> = None;
     let mut scan_from = io.pos;
+    // Judges the request line as its bytes arrive, so bytes that can never start a
+    // request (a TLS ClientHello, binary data) are refused at once.
+    let mut line_check = RequestLineCheck::new();
     loop {
         if io.rbuf.len() > io.pos {
             // Only re-run the parser when a line end arrived (a head dribbled one byte
             // at a time would otherwise be re-parsed per byte).
             let new_bytes = &io.rbuf[scan_from..];
-            if !plausible_request_start(&io.rbuf[io.pos..]) {
-                return HeadRead::Failed(
-                    ApiError::bad_request(
-                        "this is not an HTTP/1.x request (TLS or binary data on a plain HTTP port?)",
-                    )
-                    .closing(),
+            if let Err(e) = line_check.check(&io.rbuf[io.pos..], &w.shared.limits) {
+                let mut err = ApiError::from_protocol(&e);
+                err.message = format!(
+                    "{} (is this TLS or binary data on a plain HTTP port?)",
+                    err.message
                 );
+                return HeadRead::Failed(err.closing());
             }
             if memchr::memchr(b'\n', new_bytes).is_some() || io.rbuf.len() - io.pos >= max_head {
                 match parse_request_head(&io.rbuf[io.pos..], &w.shared.limits, head) {

@@ -54,43 +54,14 @@ pub fn decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     decode(s, false)
 }
 
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// RFC 3986 percent-decoding: `%` must be followed by exactly two hex digits (so
-/// `%+1`, `%1` and `%G0` are errors, not what `from_str_radix` would accept).
+/// RFC 3986 percent-decoding, strict (`%` must be followed by exactly two hex digits,
+/// the result must be UTF-8), by the protocol crate.
 fn decode(s: &str, plus_is_space: bool) -> Option<std::borrow::Cow<'_, str>> {
-    let b = s.as_bytes();
-    if !b.contains(&b'%') && (!plus_is_space || !b.contains(&b'+')) {
-        return Some(std::borrow::Cow::Borrowed(s));
+    if plus_is_space {
+        ringbox_protocol::percent::decode_query_component(s).ok()
+    } else {
+        ringbox_protocol::percent::decode_path_segment(s).ok()
     }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hi = hex_digit(*b.get(i + 1)?)?;
-                let lo = hex_digit(*b.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]
