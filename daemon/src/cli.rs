@@ -307,6 +307,8 @@ fn offline(data: &Path, op: Op) -> Result<Value, String> {
         crate::core::Settings::default(),
         pool,
         accounts,
+        Arc::new(crate::core::events::EventHub::default()),
+        Arc::new(crate::core::webhooks::Webhooks::new(Default::default())),
     ));
     let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()

@@ -120,6 +120,21 @@ pub struct ServeArgs {
     /// `native=60,1000,5000`; repeatable).
     #[arg(long = "rate-limit", env = "RINGBOX_RATE_LIMIT", value_delimiter = ';')]
     pub rate_limits: Vec<String>,
+    /// Events kept in the change log (the oldest go first).
+    #[arg(long, env = "RINGBOX_EVENTS_MAX")]
+    pub events_max: Option<u64>,
+    /// How long events are kept (e.g. 7d).
+    #[arg(long, env = "RINGBOX_EVENTS_MAX_AGE")]
+    pub events_max_age: Option<String>,
+    /// Let webhooks call loopback, private and link-local addresses (tests, LANs).
+    #[arg(long, env = "RINGBOX_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// How long a webhook retries one event before it is marked failing (e.g. 24h).
+    #[arg(long, env = "RINGBOX_WEBHOOK_GIVE_UP")]
+    pub webhook_give_up: Option<String>,
+    /// Bytes queued for one WebSocket client before it is closed as too slow (1008).
+    #[arg(long, env = "RINGBOX_WS_MAX_QUEUED")]
+    pub ws_max_queued: Option<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -151,6 +166,11 @@ struct FileConfig {
     access_token_ttl: Option<toml::Value>,
     cors_origins: Option<String>,
     rate_limits: Option<Vec<String>>,
+    events_max: Option<u64>,
+    events_max_age: Option<toml::Value>,
+    webhook_allow_private: Option<bool>,
+    webhook_give_up: Option<toml::Value>,
+    ws_max_queued: Option<toml::Value>,
 }
 
 /// The validated configuration the server runs with.
@@ -196,6 +216,15 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// (api, [anonymous, user, token] per minute; 0 = unlimited) overrides.
     pub rate_limits: Vec<(String, [u32; 3])>,
+    /// Bounds the event log by count.
+    pub events_max: u64,
+    /// Bounds the event log by age.
+    pub events_max_age: Duration,
+    /// Stops SSRF through webhooks unless set.
+    pub webhook_allow_private: bool,
+    pub webhook_give_up: Duration,
+    /// Bounds the memory one slow WebSocket client holds.
+    pub ws_max_queued: u64,
 }
 
 impl Default for Config {
@@ -226,6 +255,11 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(3600),
             cors_origins: Vec::new(),
             rate_limits: Vec::new(),
+            events_max: 1_000_000,
+            events_max_age: Duration::from_secs(7 * 86_400),
+            webhook_allow_private: false,
+            webhook_give_up: Duration::from_secs(24 * 3600),
+            ws_max_queued: 1 << 20,
         }
     }
 }
@@ -368,6 +402,35 @@ impl Config {
             } else {
                 args.rate_limits.clone()
             })?,
+            events_max: args.events_max.or(file.events_max).unwrap_or(d.events_max),
+            events_max_age: match pick_value(
+                &args.events_max_age,
+                &file.events_max_age,
+                "events_max_age",
+            )? {
+                None => d.events_max_age,
+                Some(s) => crate::util::time::parse_ttl(&s).ok_or_else(|| {
+                    ConfigError("events_max_age: use a duration like 7d, 12h or seconds".into())
+                })?,
+            },
+            webhook_allow_private: args.webhook_allow_private
+                || file.webhook_allow_private.unwrap_or(false),
+            ws_max_queued: size(
+                &args.ws_max_queued,
+                &file.ws_max_queued,
+                "ws_max_queued",
+                d.ws_max_queued,
+            )?,
+            webhook_give_up: match pick_value(
+                &args.webhook_give_up,
+                &file.webhook_give_up,
+                "webhook_give_up",
+            )? {
+                None => d.webhook_give_up,
+                Some(s) => crate::util::time::parse_ttl(&s).ok_or_else(|| {
+                    ConfigError("webhook_give_up: use a duration like 24h, 30m or seconds".into())
+                })?,
+            },
         };
         cfg.validate()?;
         Ok(cfg)
@@ -401,6 +464,9 @@ impl Config {
         }
         if self.pool_threads == 0 || self.pool_threads > 256 {
             return bad("pool_threads must be between 1 and 256");
+        }
+        if self.events_max == 0 {
+            return bad("events_max must be at least 1");
         }
         if self.access_token_ttl < Duration::from_secs(60) {
             return bad("access_token_ttl must be at least 1m");

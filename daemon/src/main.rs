@@ -154,12 +154,27 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let events = Arc::new(crate::core::events::EventHub::default());
+    let webhooks = Arc::new(crate::core::webhooks::Webhooks::new(
+        crate::core::webhooks::WebhookSettings {
+            allow_private: cfg.webhook_allow_private,
+            give_up: cfg.webhook_give_up,
+        },
+    ));
+    let publish = events.clone();
+    let wake_hooks = webhooks.clone();
     let store = match Store::open(StoreConfig {
         durability: match cfg.durability {
             DurabilityArg::Fsync => Durability::Fsync,
             DurabilityArg::None => Durability::None,
         },
         default_quota: cfg.user_quota,
+        events_max: cfg.events_max,
+        events_max_age: cfg.events_max_age,
+        on_events: Some(crate::store::EventSink(Arc::new(move |batch| {
+            publish.publish(batch);
+            wake_hooks.notify();
+        }))),
         ..StoreConfig::new(cfg.data.clone())
     }) {
         Ok(s) => s,
@@ -201,6 +216,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         limits: cfg.protocol_limits(),
         max_file_size: cfg.max_file_size,
         default_quota: cfg.user_quota,
+        ws_max_queued: cfg.ws_max_queued.clamp(4096, 1 << 30) as usize,
         ..Settings::default()
     };
     let accounts = match open_accounts(&cfg) {
@@ -210,7 +226,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let core = Arc::new(Core::new(store, settings, pool, accounts));
+    let core = Arc::new(Core::new(store, settings, pool, accounts, events, webhooks));
+    if let Err(e) = crate::core::webhooks::start(core.clone()) {
+        tracing::error!("cannot start webhook deliveries: {e}");
+        return ExitCode::from(1);
+    }
     match server::workers::run(cfg, core, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

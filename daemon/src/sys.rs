@@ -135,6 +135,12 @@ pub fn fstat(fd: &impl AsRawFd) -> io::Result<FileState> {
     })
 }
 
+/// Set a socket's `SO_SNDBUF`.
+pub fn set_send_buffer(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_send_buffer_size(borrow(sock), bytes)?;
+    Ok(())
+}
+
 /// Free bytes (for unprivileged users) and total bytes of the file system holding `fd`.
 pub fn fs_space(fd: &impl AsRawFd) -> io::Result<(u64, u64)> {
     let st = rustix::fs::fstatvfs(borrow(fd))?;

@@ -61,11 +61,6 @@ impl<T: Send + Sync + 'static> Hub<T> {
             .retain(|tx| tx.unbounded_send(msg.clone()).is_ok());
     }
 
-    /// Workers registered.
-    pub fn workers(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<UnboundedSender<Arc<T>>>> {
         self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -134,6 +129,7 @@ impl<T> LocalFanout<T> {
     }
 
     /// Subscribers alive now.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.subscribers
             .borrow()
@@ -203,11 +199,6 @@ impl<T> Subscription<T> {
             Poll::Pending
         })
         .await
-    }
-
-    /// Messages waiting.
-    pub fn pending(&self) -> usize {
-        self.slot.borrow().queue.len()
     }
 }
 

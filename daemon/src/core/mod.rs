@@ -16,12 +16,10 @@
 pub mod access;
 pub mod auth;
 pub mod blob_cache;
-// The cross-worker broadcast is the transport of the change-event feed (WebSocket
-// subscriptions); until that feed exists only its tests use it.
-#[allow(dead_code)]
 pub mod broadcast;
 pub mod content;
 pub mod error;
+pub mod events;
 pub mod hot_cache;
 pub mod identity;
 pub mod naming;
@@ -30,6 +28,7 @@ pub mod pool;
 pub mod stream;
 pub mod upload;
 pub mod users;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -63,6 +62,8 @@ pub struct Settings {
     pub default_quota: Option<u64>,
     /// Text content shown per object in listings (the full text is on the object).
     pub list_text_preview: usize,
+    /// Bytes queued for one WebSocket client before it is cut off as too slow.
+    pub ws_max_queued: usize,
 }
 
 impl Default for Settings {
@@ -73,6 +74,7 @@ impl Default for Settings {
             max_file_size: None,
             default_quota: None,
             list_text_preview: 256,
+            ws_max_queued: 1 << 20,
         }
     }
 }
@@ -84,15 +86,29 @@ pub struct Core {
     pub settings: Settings,
     pub pool: BlockingPool,
     pub accounts: Accounts,
+    /// Committed events, fanned out to every worker (the store's event sink publishes
+    /// here).
+    pub events: Arc<events::EventHub>,
+    /// Webhook deliveries (the event sink wakes them).
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Core {
-    pub fn new(store: Store, settings: Settings, pool: BlockingPool, accounts: Accounts) -> Core {
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        pool: BlockingPool,
+        accounts: Accounts,
+        events: Arc<events::EventHub>,
+        webhooks: Arc<webhooks::Webhooks>,
+    ) -> Core {
         Core {
             store,
             settings,
             pool,
             accounts,
+            events,
+            webhooks,
         }
     }
 
@@ -111,6 +127,8 @@ pub struct Local {
     pub(crate) blobs: RefCell<BlobCache>,
     pub(crate) hot: RefCell<HotCache>,
     pub(crate) creds: CredentialCache,
+    /// This worker's event subscribers.
+    pub(crate) fanout: std::rc::Rc<events::EventFanout>,
 }
 
 impl Local {
@@ -121,6 +139,7 @@ impl Local {
             blobs: RefCell::new(BlobCache::default()),
             hot: RefCell::new(HotCache::default()),
             creds,
+            fanout: std::rc::Rc::new(events::EventFanout::default()),
         }
     }
 

@@ -172,18 +172,26 @@ impl Local {
                 .map(MetadataChange::Merge),
             ..ObjectPatch::default()
         };
-        self.commit_object(Command::Patch {
-            id,
-            patch,
-            now_ms: now_ms(),
-        })
+        self.commit_object_as(
+            caller,
+            Command::Patch {
+                id,
+                patch,
+                now_ms: now_ms(),
+            },
+        )
         .await
     }
 
     /// Delete an object (its blob goes when nothing else references it).
     pub async fn delete_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
         let rec = self.object_for_write(caller, id)?;
-        match self.store.writer().submit(Command::Delete { id }).await? {
+        match self
+            .store
+            .writer()
+            .submit_as(Command::Delete { id }, &caller.owner_id())
+            .await?
+        {
             Reply::Deleted => Ok(rec),
             other => Err(CoreError::internal(format!(
                 "unexpected writer reply {other:?}"

@@ -73,12 +73,26 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
+    let hub = Arc::new(super::events::EventHub::default());
+    let sink_hub = hub.clone();
     let store = Store::open(StoreConfig {
         durability: Durability::None,
+        default_quota: settings.default_quota,
+        on_events: Some(crate::store::EventSink(Arc::new(move |b| {
+            sink_hub.publish(b)
+        }))),
         ..StoreConfig::new(dir.path().join("data"))
     })
     .unwrap();
     let pool = BlockingPool::new(2, 64).unwrap();
-    let core = Arc::new(Core::new(store, settings, pool, test_accounts()));
+    let hooks = Arc::new(super::webhooks::Webhooks::new(Default::default()));
+    let core = Arc::new(Core::new(
+        store,
+        settings,
+        pool,
+        test_accounts(),
+        hub,
+        hooks,
+    ));
     block_on(f(Local::new(core)));
 }

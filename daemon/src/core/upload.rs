@@ -351,6 +351,7 @@ impl Local {
         if let Err(e) = self.check_create(caller) {
             return files.iter().map(|_| Err(e.clone())).collect();
         }
+        let actor = caller.owner_id();
         let mut waits = Vec::with_capacity(files.len());
         for (new, blob, claim) in files {
             let mut rec = match self.new_record(caller, Kind::File, &new) {
@@ -370,7 +371,7 @@ impl Local {
                 blob: Some(blob.into_new_blob()),
                 unique_name: new.unique_name,
             };
-            waits.push(Ok((self.store.writer().submit(cmd), size)));
+            waits.push(Ok((self.store.writer().submit_as(cmd, &actor), size)));
         }
         let mut out = Vec::with_capacity(waits.len());
         for wait in waits {
@@ -409,11 +410,14 @@ impl Local {
         rec.mime_type = "text/plain; charset=utf-8".into();
         rec.state = State::Stored;
         rec.content = Some(content);
-        self.commit_object(Command::Create {
-            record: rec,
-            blob: None,
-            unique_name: new.unique_name,
-        })
+        self.commit_object_as(
+            caller,
+            Command::Create {
+                record: rec,
+                blob: None,
+                unique_name: new.unique_name,
+            },
+        )
         .await
     }
 
@@ -428,11 +432,14 @@ impl Local {
         rec.mime_type = mime::from_name(&rec.name)
             .unwrap_or("application/octet-stream")
             .into();
-        self.commit_object(Command::Create {
-            record: rec,
-            blob: None,
-            unique_name: new.unique_name,
-        })
+        self.commit_object_as(
+            caller,
+            Command::Create {
+                record: rec,
+                blob: None,
+                unique_name: new.unique_name,
+            },
+        )
         .await
     }
 
@@ -455,20 +462,33 @@ impl Local {
         let mime = mime::choose(claimed_type, &existing.name, &blob.head);
         let size = blob.size;
         let rec = self
-            .commit_object(Command::SetContent {
-                id,
-                blob: blob.into_new_blob(),
-                mime_type: Some(mime),
-                now_ms: now_ms(),
-            })
+            .commit_object_as(
+                caller,
+                Command::SetContent {
+                    id,
+                    blob: blob.into_new_blob(),
+                    mime_type: Some(mime),
+                    now_ms: now_ms(),
+                },
+            )
             .await?;
         count_upload(size);
         Ok(rec)
     }
 
-    /// Submit a command that answers with a record.
-    pub(crate) async fn commit_object(&self, cmd: Command) -> CoreResult<ObjectRecord> {
-        match self.store.writer().submit(cmd).await? {
+    /// Submit a command of `caller` (the actor of its events) that answers with a
+    /// record.
+    pub(crate) async fn commit_object_as(
+        &self,
+        caller: &Caller,
+        cmd: Command,
+    ) -> CoreResult<ObjectRecord> {
+        match self
+            .store
+            .writer()
+            .submit_as(cmd, &caller.owner_id())
+            .await?
+        {
             Reply::Object(rec) => Ok(rec),
             other => Err(CoreError::internal(format!(
                 "unexpected writer reply {other:?}"

@@ -180,10 +180,13 @@ impl Local {
         let reply = self
             .store
             .writer()
-            .submit(Command::CreateUser {
-                user,
-                token: Some((sha, token.record.clone())),
-            })
+            .submit_as(
+                Command::CreateUser {
+                    user,
+                    token: Some((sha, token.record.clone())),
+                },
+                &caller.owner_id(),
+            )
             .await?;
         Ok((expect_user(reply)?, token))
     }
@@ -305,7 +308,10 @@ impl Local {
         let reply = self
             .store
             .writer()
-            .submit(Command::DeleteUser { id: id.to_string() })
+            .submit_as(
+                Command::DeleteUser { id: id.to_string() },
+                &caller.owner_id(),
+            )
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::NotFound => no_user(),

@@ -32,7 +32,6 @@ pub enum AuthScheme {
     /// case-insensitive).
     Bearer,
     /// `?<name>=<token>` in the query string (browser WebSockets, share links).
-    #[allow(dead_code)] // taken by the event subscriptions' mount
     QueryToken(&'static str),
 }
 

@@ -12,11 +12,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod response;
 pub mod router;
-// Upgrades are taken by WebSocket sessions (the change-event feed); until then only
-// the server's side is compiled.
-#[allow(dead_code)]
 pub mod upgrade;
-#[allow(dead_code)] // taken by the event subscriptions
 pub mod websocket;
 
 pub use response::Body;

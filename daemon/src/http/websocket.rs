@@ -14,9 +14,10 @@
 //!   with [`WebSocket::send_text`], which only queues.
 //!
 //! Every wait in the application loop is on an in-memory queue, so it is cancel-safe.
-//! The outbox is bounded (`MAX_OUTBOX_BYTES`): a client that does not read its
-//! messages makes `send_text` fail with [`Lagging`] and the application closes the
-//! session (1008 with a reason) instead of buffering without limit. At server shutdown
+//! The outbox is bounded (`--ws-max-queued`, 1 MiB by default; the socket's kernel send
+//! buffer is bounded too, 256 KiB): a client that does not read its messages makes
+//! `send_text` fail with [`Lagging`] and the application closes the session (1008 with
+//! a reason) instead of buffering without limit. At server shutdown
 //! [`WebSocket::shutdown`] resolves and the application closes with 1001.
 
 use std::cell::{Cell, RefCell};
@@ -38,8 +39,6 @@ use crate::http::errors::ApiError;
 use crate::http::response::Response;
 use crate::http::upgrade::{Upgraded, UpgradedRead, UpgradedWrite};
 
-/// Queued outgoing bytes beyond which a session is considered lagging.
-pub const MAX_OUTBOX_BYTES: usize = 1 << 20;
 /// A ping is sent after this long without any frame written.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// After our Close, how long we wait for the client's before dropping the socket.
@@ -140,8 +139,11 @@ struct Outbox {
 pub struct WebSocket {
     inbox: Rc<Queue<Incoming>>,
     outbox: Rc<Outbox>,
-    shutdown: Pin<Box<dyn Future<Output = ()>>>,
-    shutdown_seen: bool,
+    /// Most bytes queued for the client.
+    max_queued: usize,
+    /// Behind a `RefCell` so [`WebSocket::shutdown`] takes `&self` and can be selected
+    /// together with [`WebSocket::recv`]; borrowed only inside one poll.
+    shutdown: RefCell<Option<Pin<Box<dyn Future<Output = ()>>>>>,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -155,7 +157,12 @@ impl std::fmt::Debug for WebSocket {
 /// Check a WebSocket handshake and answer 101; `session` runs once the connection is
 /// switched. A request that is not a valid handshake gets 400 (426 with
 /// `Sec-WebSocket-Version: 13` for another version).
-pub fn accept<F, Fut>(head: &RequestHead, limits: &Limits, session: F) -> Result<Response, ApiError>
+pub fn accept<F, Fut>(
+    head: &RequestHead,
+    limits: &Limits,
+    max_queued: usize,
+    session: F,
+) -> Result<Response, ApiError>
 where
     F: FnOnce(WebSocket) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -175,7 +182,7 @@ where
         .header("Sec-WebSocket-Accept", accept_key);
     resp.upgrade = Some(Box::new(move |up: Upgraded| {
         Box::pin(async move {
-            let ws = WebSocket::start(up, &limits);
+            let ws = WebSocket::start(up, &limits, max_queued);
             session(ws).await;
         })
     }));
@@ -183,7 +190,7 @@ where
 }
 
 impl WebSocket {
-    fn start(up: Upgraded, limits: &Limits) -> WebSocket {
+    fn start(up: Upgraded, limits: &Limits, max_queued: usize) -> WebSocket {
         let inbox = Queue::new();
         let outbox = Rc::new(Outbox {
             frames: Queue::<Vec<u8>>::new_inner(),
@@ -201,8 +208,8 @@ impl WebSocket {
         WebSocket {
             inbox,
             outbox,
-            shutdown: up.shutdown,
-            shutdown_seen: false,
+            max_queued,
+            shutdown: RefCell::new(Some(up.shutdown)),
         }
     }
 
@@ -211,13 +218,22 @@ impl WebSocket {
         self.inbox.pop().await.unwrap_or(Incoming::Closed(None))
     }
 
-    /// Resolves when the server is shutting down (then close with 1001).
-    pub async fn shutdown(&mut self) {
-        if self.shutdown_seen {
-            return std::future::pending().await;
-        }
-        (&mut self.shutdown).await;
-        self.shutdown_seen = true;
+    /// Resolves when the server is shutting down (then close with 1001); cancel-safe.
+    pub async fn shutdown(&self) {
+        poll_fn(|cx| {
+            let mut slot = self.shutdown.borrow_mut();
+            match slot.as_mut() {
+                None => Poll::Ready(()),
+                Some(f) => match f.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        *slot = None;
+                        Poll::Ready(())
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            }
+        })
+        .await
     }
 
     /// Queue a text message. `Err(Lagging)` when the client is not reading fast
@@ -230,18 +246,13 @@ impl WebSocket {
         if self.outbox.closing.get() {
             return Ok(());
         }
-        if self.outbox.bytes.get() + payload.len() > MAX_OUTBOX_BYTES {
+        if self.outbox.bytes.get() + payload.len() > self.max_queued {
             return Err(Lagging);
         }
         let mut frame = Vec::with_capacity(payload.len() + 10);
         encode_frame(&mut frame, true, opcode, payload, None);
         self.outbox.push(frame);
         Ok(())
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn queued_bytes(&self) -> usize {
-        self.outbox.bytes.get()
     }
 
     /// Close with `code` and `reason`, then wait (bounded) until the writer has sent

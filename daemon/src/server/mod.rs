@@ -6,6 +6,5 @@
 pub mod conn;
 pub mod send;
 pub mod shutdown;
-#[allow(dead_code)] // see http::upgrade
 pub mod upgraded;
 pub mod workers;

@@ -15,6 +15,9 @@ use monoio::net::TcpStream;
 use crate::http::upgrade::{IoFuture, Upgraded, UpgradedRead, UpgradedWrite};
 use crate::server::workers::Worker;
 
+/// The kernel send buffer of an upgraded connection.
+const UPGRADED_SNDBUF: usize = 256 * 1024;
+
 struct Reader(OwnedReadHalf<TcpStream>);
 
 struct Writer {
@@ -59,6 +62,12 @@ impl UpgradedWrite for Writer {
 
 /// The upgraded connection handed to a session.
 pub fn split(stream: TcpStream, leftover: Vec<u8>, w: &Rc<Worker>) -> Upgraded {
+    // A long-lived session holds its kernel send buffer: bound it (the kernel would
+    // grow it to megabytes), so a thousand subscribers cost little and a client that
+    // stops reading is noticed (its queue fills) instead of being buffered for.
+    if let Err(e) = crate::sys::set_send_buffer(&stream, UPGRADED_SNDBUF) {
+        tracing::debug!(error = %e, "cannot bound an upgraded socket's send buffer");
+    }
     let (r, wr) = stream.into_split();
     let worker = w.clone();
     Upgraded {

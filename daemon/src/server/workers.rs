@@ -299,6 +299,7 @@ async fn accept_loop(
         }
     };
     monoio::spawn(sweep_blob_files(worker.clone()));
+    monoio::spawn(worker.svc.event_feed());
     if index == 0 {
         monoio::spawn(housekeeping(worker.clone()));
     }

@@ -43,11 +43,13 @@
 
 pub mod blobs;
 pub mod check;
+mod events;
 pub mod keys;
 pub mod migrate;
 pub mod records;
 mod tokens;
 mod users;
+mod webhooks;
 pub mod writer;
 
 #[cfg(test)]
@@ -76,17 +78,20 @@ pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 pub use migrate::SCHEMA_VERSION;
 #[allow(unused_imports)]
 pub use records::{
-    BlobRecord, ExternalFile, Gps, Kind, MediaInfo, ObjectRecord, Principal, Role, SessionRecord,
-    Source, State, TokenRecord, UserRecord,
+    BlobRecord, DeliveryRecord, EventObject, EventRecord, ExternalFile, Gps, Kind, MediaInfo,
+    ObjectRecord, Principal, Role, SessionRecord, Source, State, TokenRecord, UserRecord,
+    WebhookRecord,
 };
 #[allow(unused_imports)]
 pub use tokens::{ct_eq, generate_token, new_token_id, token_sha256, ADMIN_USER};
 #[allow(unused_imports)]
 pub use users::OwnerPage;
 #[allow(unused_imports)]
+pub use writer::EventSettings;
+#[allow(unused_imports)]
 pub use writer::{
-    Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, UserChange, WriterHandle,
-    WriterStats, MAX_METADATA_BYTES,
+    Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, UserChange, WebhookChange,
+    WebhookProgress, WriterHandle, WriterStats, MAX_METADATA_BYTES,
 };
 
 /// An object's id: a UUIDv7, stored as its 16 big-endian bytes (time-ordered).
@@ -144,6 +149,23 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Bytes each user may store unless their record overrides it (`None` = unlimited).
     pub default_quota: Option<u64>,
+    /// Event retention: at most this many events are kept (the oldest go first).
+    pub events_max: u64,
+    /// Event retention: events older than this are dropped.
+    pub events_max_age: std::time::Duration,
+    /// Called on the writer thread after each commit with the events it committed, in
+    /// order (the daemon fans them out to its workers' subscribers).
+    pub on_events: Option<EventSink>,
+}
+
+/// Receives committed events (see [`StoreConfig::on_events`]).
+#[derive(Clone)]
+pub struct EventSink(pub Arc<dyn Fn(Arc<[EventRecord]>) + Send + Sync>);
+
+impl fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventSink")
+    }
 }
 
 impl StoreConfig {
@@ -156,6 +178,9 @@ impl StoreConfig {
             map_size: DEFAULT_MAP_SIZE,
             max_batch: DEFAULT_MAX_BATCH,
             default_quota: None,
+            events_max: 1_000_000,
+            events_max_age: std::time::Duration::from_secs(7 * 86_400),
+            on_events: None,
         }
     }
 }
@@ -299,9 +324,15 @@ pub(crate) struct Dbs {
     pub owner_time: Db,
     /// owner \0 sha256[32] -> count (big-endian u64)
     pub owner_blobs: Db,
+    /// seq (big-endian u64) -> EventRecord
+    pub events: Db,
+    /// webhook id[16] -> WebhookRecord
+    pub webhooks: Db,
+    /// webhook id[16] ++ attempt counter (big-endian u64) -> DeliveryRecord
+    pub deliveries: Db,
 }
 
-const DB_NAMES: [&str; 15] = [
+const DB_NAMES: [&str; 18] = [
     "objects",
     "names",
     "blobs",
@@ -317,6 +348,9 @@ const DB_NAMES: [&str; 15] = [
     "owner_names",
     "owner_time",
     "owner_blobs",
+    "events",
+    "webhooks",
+    "deliveries",
 ];
 
 impl Dbs {
@@ -343,6 +377,9 @@ impl Dbs {
             owner_names: dbs[12],
             owner_time: dbs[13],
             owner_blobs: dbs[14],
+            events: dbs[15],
+            webhooks: dbs[16],
+            deliveries: dbs[17],
         })
     }
 }
@@ -672,6 +709,11 @@ impl Store {
             cfg.durability,
             cfg.max_batch.max(1),
             cfg.default_quota,
+            writer::EventSettings {
+                max: cfg.events_max.max(1),
+                max_age_ms: cfg.events_max_age.as_millis().min(i64::MAX as u128) as i64,
+                sink: cfg.on_events.clone(),
+            },
         )?;
         if hooks.background_gc {
             writer.start_background_gc();

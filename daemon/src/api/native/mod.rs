@@ -8,6 +8,7 @@ mod debug;
 mod objects;
 mod render;
 mod upload;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -72,6 +73,22 @@ pub fn mount() -> Mount {
             "/v1/tokens/{id}",
             User,
             handler!(accounts::delete_token),
+        ),
+        Route::new(Post, "/v1/webhooks", User, handler!(webhooks::create)),
+        Route::new(Get, "/v1/webhooks", User, handler!(webhooks::list)),
+        Route::new(Get, "/v1/webhooks/{id}", User, handler!(webhooks::get)),
+        Route::new(Patch, "/v1/webhooks/{id}", User, handler!(webhooks::patch)),
+        Route::new(
+            Delete,
+            "/v1/webhooks/{id}",
+            User,
+            handler!(webhooks::delete),
+        ),
+        Route::new(
+            Get,
+            "/v1/webhooks/{id}/deliveries",
+            User,
+            handler!(webhooks::deliveries),
         ),
     ];
     routes.extend(debug::routes());

@@ -45,6 +45,10 @@ pub const TOKEN_VERSION: u8 = 2;
 pub const USER_VERSION: u8 = 1;
 /// The layout version of session records this build writes.
 pub const SESSION_VERSION: u8 = 1;
+/// The layout version of event records this build writes.
+pub const EVENT_VERSION: u8 = 1;
+/// The layout version of webhook and delivery records this build writes.
+pub const WEBHOOK_VERSION: u8 = 1;
 
 /// What an object holds: bytes in a blob, or a short text kept inline in its record.
 /// (Encoded by variant index in every object layout: append variants only.)
@@ -255,6 +259,92 @@ pub struct UserRecord {
     pub object_count: u64,
 }
 
+/// One change, in the order changes were committed: `seq` is global and gap-free
+/// (assigned by the writer in the transaction of the change itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    /// `object.created`, `object.content_set`, `object.updated`, `object.deleted`,
+    /// `object.lost`, `user.created`, `user.deleted`, ...
+    pub kind: String,
+    pub at_ms: i64,
+    /// Who made the change: a user id, `anonymous`, or `system`.
+    pub actor: String,
+    /// Whose thing changed (visibility: a user sees the events of their own things).
+    pub owner: Option<String>,
+    /// The object, for object events (as it was after the change, or before a delete).
+    pub object: Option<EventObject>,
+    /// The user (or collection, share) an event is about, for the other kinds.
+    pub subject: Option<String>,
+    /// What changed, for updates: a JSON object.
+    pub changes_json: Option<String>,
+}
+
+/// A webhook: events of its owner (of the kinds it names) are POSTed to `url`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    #[serde(with = "uuid_serde")]
+    pub id: ObjectId,
+    pub owner: String,
+    pub url: String,
+    /// Event types or families (`object.created`, `object.*`); empty = all.
+    pub events: Vec<String>,
+    /// The HMAC key (its UTF-8 bytes sign each body).
+    pub secret: String,
+    /// Which API made it: the payload shape (`native`, `mediavault`, ...).
+    pub format: String,
+    pub created_at_ms: i64,
+    pub enabled: bool,
+    /// Given up after failing for too long (re-enable with `enabled: true`).
+    pub failing: bool,
+    /// The last event sequence number delivered (or skipped as not wanted).
+    pub cursor: u64,
+    /// Consecutive failed attempts of the current event.
+    pub failures: u32,
+    /// When the current run of failures began (Unix ms).
+    pub failing_since_ms: Option<i64>,
+}
+
+/// One delivery attempt of a webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Unique per attempt (`X-Ringbox-Delivery`).
+    pub delivery_id: String,
+    pub event_seq: u64,
+    pub event_type: String,
+    pub attempt: u32,
+    pub at_ms: i64,
+    /// The receiver's status, when it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// The object fields an event carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventObject {
+    #[serde(with = "uuid_serde")]
+    pub id: ObjectId,
+    pub namespace: String,
+    pub name: String,
+    pub size: u64,
+    pub sha256: Option<Sha256>,
+    pub mime_type: String,
+}
+
+impl EventObject {
+    pub fn of(rec: &ObjectRecord) -> EventObject {
+        EventObject {
+            id: rec.id,
+            namespace: rec.namespace.clone(),
+            name: rec.name.clone(),
+            size: rec.size,
+            sha256: rec.sha256,
+            mime_type: rec.mime_type.clone(),
+        }
+    }
+}
+
 /// A sign-in session: keyed by the SHA-256 of its refresh token. `access_jti` is the
 /// id of the access token issued with it (revoked when the session ends or rotates).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,6 +443,39 @@ pub fn decode_user(bytes: &[u8]) -> Result<UserRecord, StoreError> {
     match split_version("user", USER_VERSION, bytes)? {
         (USER_VERSION, rest) => decode_layout("user", rest),
         (v, _) => Err(no_decoder("user", v)),
+    }
+}
+
+pub fn encode_event(rec: &EventRecord) -> Result<Vec<u8>, StoreError> {
+    encode("event", EVENT_VERSION, rec)
+}
+
+pub fn decode_event(bytes: &[u8]) -> Result<EventRecord, StoreError> {
+    match split_version("event", EVENT_VERSION, bytes)? {
+        (EVENT_VERSION, rest) => decode_layout("event", rest),
+        (v, _) => Err(no_decoder("event", v)),
+    }
+}
+
+pub fn encode_webhook(rec: &WebhookRecord) -> Result<Vec<u8>, StoreError> {
+    encode("webhook", WEBHOOK_VERSION, rec)
+}
+
+pub fn decode_webhook(bytes: &[u8]) -> Result<WebhookRecord, StoreError> {
+    match split_version("webhook", WEBHOOK_VERSION, bytes)? {
+        (WEBHOOK_VERSION, rest) => decode_layout("webhook", rest),
+        (v, _) => Err(no_decoder("webhook", v)),
+    }
+}
+
+pub fn encode_delivery(rec: &DeliveryRecord) -> Result<Vec<u8>, StoreError> {
+    encode("delivery", WEBHOOK_VERSION, rec)
+}
+
+pub fn decode_delivery(bytes: &[u8]) -> Result<DeliveryRecord, StoreError> {
+    match split_version("delivery", WEBHOOK_VERSION, bytes)? {
+        (WEBHOOK_VERSION, rest) => decode_layout("delivery", rest),
+        (v, _) => Err(no_decoder("delivery", v)),
     }
 }
 

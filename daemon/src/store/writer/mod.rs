@@ -59,10 +59,12 @@
 //! The queue is unbounded: a queued command is small (the upload's bytes are already on
 //! disk), and the HTTP layer bounds connections.
 
+mod events;
 mod gc;
 mod objects;
 mod owners;
 mod users;
+mod webhooks;
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -81,15 +83,18 @@ use futures_channel::oneshot;
 use heed::{Env, RwTxn, WithoutTls};
 
 use super::blobs::{fsync_dir, remove_file_quiet, Layout};
-use super::records::{ObjectRecord, SessionRecord, TokenRecord, UserRecord};
+use super::records::{ObjectRecord, SessionRecord, TokenRecord, UserRecord, WebhookRecord};
 use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, StoreError};
 use crate::util::hex;
 use crate::util::time::now_ms;
 
+pub use events::EventSettings;
+pub(crate) use events::META_LAST_SEQ;
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 pub(crate) use owners::owner_of;
 pub use users::UserChange;
+pub use webhooks::{WebhookChange, WebhookProgress};
 
 /// A fully written temp file under `<data>/tmp/`, fsynced by the caller (unless
 /// `Durability::None`). Once submitted, the writer owns the file: it renames it into
@@ -203,6 +208,17 @@ pub enum Command {
         expires_at_ms: i64,
         now_ms: i64,
     },
+    /// A new webhook (its cursor starts at the current last event). Replies `Webhook`.
+    CreateWebhook { record: WebhookRecord },
+    /// Change a webhook's URL, events or enabled state. Replies `Webhook`.
+    ChangeWebhook { id: ObjectId, change: WebhookChange },
+    /// Delete a webhook and its delivery log. Replies `Webhook` (the old record).
+    DeleteWebhook { id: ObjectId },
+    /// The delivery thread's progress on a webhook. Replies `Webhook`.
+    WebhookProgress {
+        id: ObjectId,
+        progress: WebhookProgress,
+    },
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -247,6 +263,10 @@ impl Command {
             Command::CreateSession { .. } => "create_session",
             Command::RotateSession { .. } => "rotate_session",
             Command::EndSession { .. } => "end_session",
+            Command::CreateWebhook { .. } => "create_webhook",
+            Command::ChangeWebhook { .. } => "change_webhook",
+            Command::DeleteWebhook { .. } => "delete_webhook",
+            Command::WebhookProgress { .. } => "webhook_progress",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -277,6 +297,8 @@ pub enum Reply {
     User(UserRecord),
     /// RotateSession (the session that ended).
     Session(SessionRecord),
+    /// The webhook commands.
+    Webhook(WebhookRecord),
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -332,6 +354,8 @@ impl ReplyTo {
 struct Job {
     cmd: Command,
     reply: ReplyTo,
+    /// Who asked (the actor of the events the command produces).
+    actor: String,
 }
 
 // A message is moved once into the queue; boxing the job would cost an allocation per
@@ -367,8 +391,18 @@ impl WriterHandle {
         &self,
         cmd: Command,
     ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
+        self.submit_as(cmd, "system")
+    }
+
+    /// [`WriterHandle::submit`] on behalf of `actor` (a user id, `anonymous`): the
+    /// events the command produces name them.
+    pub fn submit_as(
+        &self,
+        cmd: Command,
+        actor: &str,
+    ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = self.enqueue(cmd, ReplyTo::Async(tx));
+        let queued = self.enqueue(cmd, ReplyTo::Async(tx), actor);
         async move {
             if !queued {
                 return Err(StoreError::Closed);
@@ -381,7 +415,7 @@ impl WriterHandle {
     /// or from an async task (it blocks the thread until the batch commits).
     pub fn submit_blocking(&self, cmd: Command) -> Result<Reply, StoreError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        if !self.enqueue(cmd, ReplyTo::Blocking(tx)) {
+        if !self.enqueue(cmd, ReplyTo::Blocking(tx), "system") {
             return Err(StoreError::Closed);
         }
         rx.recv().unwrap_or(Err(StoreError::Closed))
@@ -426,8 +460,9 @@ impl WriterHandle {
         }
     }
 
-    fn enqueue(&self, cmd: Command, reply: ReplyTo) -> bool {
-        match self.tx.send(Msg::Job(Job { cmd, reply })) {
+    fn enqueue(&self, cmd: Command, reply: ReplyTo, actor: &str) -> bool {
+        let actor = actor.to_string();
+        match self.tx.send(Msg::Job(Job { cmd, reply, actor })) {
             Ok(()) => true,
             Err(crossbeam_channel::SendError(msg)) => {
                 if let Msg::Job(job) = msg {
@@ -455,10 +490,17 @@ pub(crate) fn start(
     durability: Durability,
     max_batch: usize,
     default_quota: Option<u64>,
+    events: EventSettings,
 ) -> Result<(WriterHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let counters = Arc::new(Counters::default());
+    let last_seq = {
+        let rtxn = env.read_txn()?;
+        super::meta_u64(&dbs.meta, &rtxn, events::META_LAST_SEQ)?
+    };
     let writer = Writer {
+        events,
+        next_seq: std::cell::Cell::new(last_seq + 1),
         env,
         dbs,
         layout,
@@ -476,6 +518,10 @@ pub(crate) fn start(
 }
 
 struct Writer {
+    /// Event retention and delivery.
+    events: EventSettings,
+    /// The sequence number of the next event (see `events.rs`).
+    next_seq: std::cell::Cell<u64>,
     env: Env<WithoutTls>,
     dbs: Dbs,
     layout: Layout,
@@ -520,6 +566,10 @@ struct Batch {
     /// A command changed object records or blob records or files: `data_generation`
     /// moves after the commit.
     data_changed: bool,
+    /// The events of the batch's commands, in order.
+    events: Vec<super::records::EventRecord>,
+    /// The actor of the command being applied.
+    actor: String,
 }
 
 /// The replies of a batch's commands (in order) and the error that failed the whole
@@ -564,6 +614,7 @@ impl Writer {
                     Msg::Job(Job {
                         cmd: Command::Gc,
                         reply,
+                        ..
                     }) => gc.waiting.push(reply),
                     Msg::Job(job) => jobs.push(job),
                 }
@@ -598,15 +649,22 @@ impl Writer {
             unlink_after: Vec::new(),
             bytes_delta: 0,
             data_changed: false,
+            events: Vec::new(),
+            actor: String::new(),
         };
-        let (cmds, replies): (Vec<Command>, Vec<ReplyTo>) =
-            jobs.into_iter().map(|j| (j.cmd, j.reply)).unzip();
+        let first_seq = self.next_seq.get();
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut cmds = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            replies.push(j.reply);
+            cmds.push((j.cmd, j.actor));
+        }
         let mut wtxn = match self.env.write_txn() {
             Ok(t) => t,
             Err(e) => {
                 let e = StoreError::from(e);
                 tracing::error!(error = %e, commands = n, "cannot begin a write transaction");
-                for cmd in &cmds {
+                for (cmd, _) in &cmds {
                     cmd.discard_tmp();
                 }
                 for reply in replies {
@@ -619,7 +677,7 @@ impl Writer {
         // Kept outside the supervised part: if it panics, these are what must go.
         let tmp_paths: Vec<PathBuf> = cmds
             .iter()
-            .filter_map(|c| c.tmp_path().map(Path::to_path_buf))
+            .filter_map(|(c, _)| c.tmp_path().map(Path::to_path_buf))
             .collect();
         // Unwind safety: after a panic nothing the closure touched is used as if it
         // were consistent: the transaction is aborted, the batch's bookkeeping is only
@@ -631,6 +689,7 @@ impl Writer {
             Ok(applied) => applied,
             Err(payload) => {
                 wtxn.abort();
+                self.next_seq.set(first_seq);
                 self.after_panic(&payload, "applying a batch", n);
                 for tmp in &tmp_paths {
                     remove_tmp(tmp);
@@ -653,6 +712,7 @@ impl Writer {
         match failure {
             None => {
                 self.unlink_unreferenced(&mut batch.unlink_after);
+                self.publish_events(&mut batch);
                 // Release: a reader that sees a new value (Acquire) also sees everything
                 // this commit wrote. Bumped before any reply, so an acknowledged change
                 // is never hidden by a cache keyed on the value.
@@ -676,6 +736,8 @@ impl Writer {
                 }
             }
             Some(e) => {
+                // The batch's events were never committed: their numbers are free again.
+                self.next_seq.set(first_seq);
                 tracing::error!(error = %e, commands = n, "batch failed; no command of it was applied");
                 self.unlink_unreferenced(&mut batch.linked_new);
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -691,19 +753,29 @@ impl Writer {
 
     /// Applies every command of a batch in order, then does what must precede the
     /// commit. One outcome per command, in order.
-    fn apply_all(&self, wtxn: &mut RwTxn, batch: &mut Batch, cmds: Vec<Command>) -> Applied {
+    fn apply_all(
+        &self,
+        wtxn: &mut RwTxn,
+        batch: &mut Batch,
+        cmds: Vec<(Command, String)>,
+    ) -> Applied {
         let mut outcomes: Vec<ReplyResult> = Vec::with_capacity(cmds.len());
         let mut failure: Option<StoreError> = None;
-        for cmd in cmds {
+        for (cmd, actor) in cmds {
             if let Some(e) = &failure {
                 cmd.discard_tmp();
                 outcomes.push(Err(e.replicate()));
                 continue;
             }
             let what = cmd.name();
+            batch.actor = actor;
+            let (events_before, seq_before) = (batch.events.len(), self.next_seq.get());
             match self.apply(wtxn, batch, cmd) {
                 Ok(reply) => outcomes.push(Ok(reply)),
                 Err(Fail::Rejected(e)) => {
+                    // A rejected command changed nothing: nor does it leave events.
+                    batch.events.truncate(events_before);
+                    self.next_seq.set(seq_before);
                     tracing::debug!(command = what, error = %e, "command rejected");
                     outcomes.push(Err(e));
                 }
@@ -758,9 +830,9 @@ impl Writer {
             Command::DeleteToken { token_sha256 } => self.delete_token(txn, token_sha256),
             Command::RevokeToken { user, token_id } => self.revoke_token(txn, &user, token_id),
             Command::TouchTokens { uses } => self.touch_tokens(txn, uses),
-            Command::CreateUser { user, token } => self.create_user(txn, user, token),
+            Command::CreateUser { user, token } => self.create_user(txn, b, user, token),
             Command::UpdateUser { id, change } => self.update_user(txn, &id, change),
-            Command::DeleteUser { id } => self.delete_user(txn, &id),
+            Command::DeleteUser { id } => self.delete_user(txn, b, &id),
             Command::CreateSession {
                 refresh_sha256,
                 record,
@@ -777,6 +849,10 @@ impl Writer {
                 expires_at_ms,
                 now_ms,
             } => self.end_session(txn, &jti, expires_at_ms, now_ms),
+            Command::CreateWebhook { record } => self.create_webhook(txn, record),
+            Command::ChangeWebhook { id, change } => self.change_webhook(txn, id, change),
+            Command::DeleteWebhook { id } => self.delete_webhook(txn, id),
+            Command::WebhookProgress { id, progress } => self.webhook_progress(txn, id, progress),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),
@@ -791,6 +867,9 @@ impl Writer {
     /// The blob-bytes counter, then the directory fsyncs that make this batch's links
     /// durable before the records that reference them are.
     fn before_commit(&self, wtxn: &mut RwTxn, batch: &Batch) -> Result<(), StoreError> {
+        self.write_events(wtxn, batch).map_err(|f| match f {
+            Fail::Rejected(e) | Fail::Fatal(e) => e,
+        })?;
         if batch.bytes_delta != 0 {
             adjust_blob_bytes(&self.dbs, wtxn, batch.bytes_delta)?;
         }
@@ -964,6 +1043,12 @@ mod tests {
     /// serializes them).
     fn writer_of(store: &Store) -> Writer {
         Writer {
+            events: EventSettings {
+                max: 1_000_000,
+                max_age_ms: i64::MAX,
+                sink: None,
+            },
+            next_seq: std::cell::Cell::new(1),
             env: store.inner.env.clone(),
             dbs: store.inner.dbs,
             layout: store.inner.layout.clone(),
@@ -980,6 +1065,7 @@ mod tests {
         let job = Job {
             cmd,
             reply: ReplyTo::Blocking(tx),
+            actor: "test".into(),
         };
         (job, rx)
     }

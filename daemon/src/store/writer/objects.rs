@@ -173,6 +173,7 @@ impl Writer {
         }
         self.owner_add(txn, &rec)?;
         b.data_changed = true;
+        self.emit_object(b, "object.created", &rec, None);
         Ok(Reply::Object(rec))
     }
 
@@ -222,6 +223,7 @@ impl Writer {
         }
         self.put_object(txn, b, &id, &value)?;
         self.owner_update(txn, &before, &rec)?;
+        self.emit_object(b, "object.content_set", &rec, None);
         Ok(Reply::Object(rec))
     }
 
@@ -279,6 +281,8 @@ impl Writer {
         }
         self.put_object(txn, b, &id, &value)?;
         self.owner_update(txn, &before, &rec)?;
+        let changes = patch_changes(&before, &rec);
+        self.emit_object(b, "object.updated", &rec, Some(changes));
         Ok(Reply::Object(rec))
     }
 
@@ -327,6 +331,7 @@ impl Writer {
         }
         self.owner_remove(txn, &rec)?;
         b.data_changed = true;
+        self.emit_object(b, "object.deleted", &rec, None);
         Ok(Reply::Deleted)
     }
 
@@ -346,6 +351,7 @@ impl Writer {
         rec.state = State::Lost;
         let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
         self.put_object(txn, b, &id, &value)?;
+        self.emit_object(b, "object.lost", &rec, None);
         Ok(Reply::Object(rec))
     }
 
@@ -379,6 +385,12 @@ impl Writer {
         rec.state = State::Stored;
         let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
         self.put_object(txn, b, &id, &value)?;
+        self.emit_object(
+            b,
+            "object.updated",
+            &rec,
+            Some(serde_json::json!({ "state": "stored" })),
+        );
         Ok(Reply::Object(rec))
     }
 
@@ -626,6 +638,35 @@ fn change_metadata(stored: &str, change: MetadataChange) -> Result<String, Store
     let json = Value::Object(map).to_string();
     check_metadata_size(&json)?;
     Ok(json)
+}
+
+/// What a patch changed, for its event: each changed field with its new value
+/// (`metadata` as `true`: metadata can be large, readers fetch the object).
+fn patch_changes(before: &ObjectRecord, after: &ObjectRecord) -> Value {
+    let mut c = Map::new();
+    if before.name != after.name {
+        c.insert("name".into(), Value::String(after.name.clone()));
+        c.insert("old_name".into(), Value::String(before.name.clone()));
+    }
+    if before.namespace != after.namespace {
+        c.insert("namespace".into(), Value::String(after.namespace.clone()));
+    }
+    if before.tags != after.tags {
+        c.insert("tags".into(), serde_json::json!(after.tags));
+    }
+    if before.metadata_json != after.metadata_json {
+        c.insert("metadata".into(), Value::Bool(true));
+    }
+    if before.expires_at_ms != after.expires_at_ms {
+        c.insert(
+            "expires_at_ms".into(),
+            serde_json::json!(after.expires_at_ms),
+        );
+    }
+    if before.aliases != after.aliases {
+        c.insert("aliases".into(), serde_json::json!(after.aliases));
+    }
+    Value::Object(c)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 
 use heed::RwTxn;
 
-use super::{fatal, rejected, Fail, Reply, Writer};
+use super::{fatal, rejected, Batch, Fail, Reply, Writer};
 use crate::store::records::{self, Role, SessionRecord, TokenRecord, UserRecord};
 use crate::store::{keys, Sha256, StoreError};
 
@@ -35,6 +35,7 @@ impl Writer {
     pub(super) fn create_user(
         &self,
         txn: &mut RwTxn,
+        b: &mut Batch,
         user: UserRecord,
         token: Option<(Sha256, TokenRecord)>,
     ) -> Result<Reply, Fail> {
@@ -70,6 +71,14 @@ impl Writer {
         if let (Some((sha, rec)), Some(value)) = (&token, &token_value) {
             self.put_token_indexed(txn, sha, rec, value)?;
         }
+        self.emit(
+            b,
+            "user.created",
+            Some(user.id.clone()),
+            None,
+            Some(user.id.clone()),
+            Some(serde_json::json!({"username": user.username, "role": user.role.as_str()})),
+        );
         Ok(Reply::User(user))
     }
 
@@ -98,7 +107,12 @@ impl Writer {
         Ok(Reply::User(user))
     }
 
-    pub(super) fn delete_user(&self, txn: &mut RwTxn, id: &str) -> Result<Reply, Fail> {
+    pub(super) fn delete_user(
+        &self,
+        txn: &mut RwTxn,
+        b: &mut Batch,
+        id: &str,
+    ) -> Result<Reply, Fail> {
         let user = self
             .read_user(txn, id)?
             .ok_or(Fail::Rejected(StoreError::NotFound))?;
@@ -122,6 +136,14 @@ impl Writer {
             .usernames
             .delete(txn, &keys::username_key(&user.username))
             .map_err(fatal)?;
+        self.emit(
+            b,
+            "user.deleted",
+            Some(user.id.clone()),
+            None,
+            Some(user.id.clone()),
+            Some(serde_json::json!({"username": user.username})),
+        );
         Ok(Reply::User(user))
     }
 
