@@ -176,13 +176,10 @@ impl Datasets {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sql_err("cannot read user_version"))?;
         if version > LAYOUT_VERSION {
-            return Err(IngestError::sqlite(
-                format!(
-                    "{} was written by a newer ringbox (layout {version}, this build knows {LAYOUT_VERSION})",
-                    path.display()
-                ),
-                rusqlite::Error::InvalidQuery,
-            ));
+            return Err(IngestError::Internal(format!(
+                "{} was written by a newer ringbox (layout {version}, this build knows {LAYOUT_VERSION})",
+                path.display()
+            )));
         }
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS {CATALOGUE} (
@@ -552,12 +549,8 @@ fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInfo> {
 
 fn finish_info(raw: RawInfo) -> Result<DatasetInfo, IngestError> {
     let (name, namespace, engine, created_at, updated_at, row_count, batches, schema) = raw;
-    let corrupt = |what: &str| {
-        IngestError::sqlite(
-            format!("catalogue entry `{name}` is damaged ({what})"),
-            rusqlite::Error::InvalidQuery,
-        )
-    };
+    let corrupt =
+        |what: &str| IngestError::Internal(format!("catalogue entry `{name}` is damaged ({what})"));
     let engine = Engine::parse(&engine).ok_or_else(|| corrupt("engine"))?;
     let mut cols = Vec::new();
     if engine == Engine::Sql {

@@ -52,6 +52,10 @@ pub enum IngestError {
         #[source]
         source: io::Error,
     },
+    /// The dataset store is in a state this build cannot use (a damaged catalogue
+    /// entry, a database written by a newer ringbox).
+    #[error("dataset store: {0}")]
+    Internal(String),
     /// SQLite failed for a reason that is not the caller's fault.
     #[error("dataset store: {context}: {source}")]
     Sqlite {
@@ -67,7 +71,7 @@ impl IngestError {
         match self {
             IngestError::NotFound(_) => 404,
             IngestError::Full(_) => 507,
-            IngestError::Io { .. } | IngestError::Sqlite { .. } => 500,
+            IngestError::Io { .. } | IngestError::Sqlite { .. } | IngestError::Internal(_) => 500,
             _ => 400,
         }
     }
@@ -85,7 +89,9 @@ impl IngestError {
             IngestError::QueryRefused(_) => "query_refused",
             IngestError::QueryTimeout(_) => "query_timeout",
             IngestError::Full(_) => "insufficient_storage",
-            IngestError::Io { .. } | IngestError::Sqlite { .. } => "internal",
+            IngestError::Io { .. } | IngestError::Sqlite { .. } | IngestError::Internal(_) => {
+                "internal"
+            }
         }
     }
 

@@ -27,6 +27,12 @@
 //! disk and SQLite, so an [`Ingestor`] lives on one dedicated thread (it is `Send`, not
 //! `Sync`) and is driven through a channel; never call it on an io_uring worker.
 //!
+//! Throughput (`stress_ingest_throughput` against `bench/ingest_peer.py`, release build,
+//! 100 batches of 1,000 five-field documents, 2-core VM under a load average of ~10,
+//! medians of 3 alternated rounds): with fsync 23.7k documents/s against Python
+//! `sqlite3`'s 20.5k (1.16x; both wait on about six fsyncs per batch), without fsync
+//! 218k against 61k (3.75x).
+//!
 //! Known gaps: `schema.json` is written before the SQLite commit, so if that commit
 //! fails (a full disk) it can describe columns the table does not have until the next
 //! successful batch rewrites it. The NoSQL document count in the catalogue is taken

@@ -183,9 +183,8 @@ impl Datasets {
         }
         match self.ro.as_mut() {
             Some(c) => Ok(c),
-            None => Err(IngestError::sqlite(
-                "the query connection is not open",
-                rusqlite::Error::InvalidQuery,
+            None => Err(IngestError::Internal(
+                "the query connection is not open".into(),
             )),
         }
     }

@@ -184,6 +184,14 @@ routes! {
 }
 
 #[test]
+fn the_engine_can_move_to_its_own_thread() {
+    fn send<T: Send>() {}
+    send::<Ingestor>();
+    send::<Datasets>();
+    send::<IngestError>();
+}
+
+#[test]
 fn confidence_rises_with_foreign_keys_and_hints() {
     let orders = decision_for("", seed_orders());
     assert_eq!(orders.confidence, 1.0);
@@ -1049,4 +1057,64 @@ fn stress_ingest_throughput() {
         );
         assert_eq!(ing.datasets().dataset("bench").unwrap().row_count, total);
     }
+}
+
+#[test]
+fn failed_file_writes_roll_the_rows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ing = ingestor(dir.path());
+    // json/sql/blocked is a file, so the batch directory cannot be made
+    fs::create_dir_all(dir.path().join("json/sql")).unwrap();
+    fs::write(dir.path().join("json/sql/blocked"), b"").unwrap();
+    let e = ingest(
+        &mut ing,
+        json!({"namespace": "blocked", "documents": [{"a": 1}]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), 500, "{e}");
+    assert!(ing.datasets().find("blocked").unwrap().is_none());
+    // schema.json is a directory, so it cannot be replaced: the batch file goes too
+    ingest(&mut ing, json!({"namespace": "s", "documents": [{"a": 1}]})).unwrap();
+    fs::remove_file(dir.path().join("json/sql/s/schema.json")).unwrap();
+    fs::create_dir(dir.path().join("json/sql/s/schema.json")).unwrap();
+    fs::write(dir.path().join("json/sql/s/schema.json/x"), b"").unwrap();
+    let e = ingest(
+        &mut ing,
+        json!({"namespace": "s", "documents": [{"a": 2, "b": 3}]}),
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), 500, "{e}");
+    let info = ing.datasets().dataset("s").unwrap();
+    assert_eq!(info.row_count, 1);
+    assert_eq!(info.columns.len(), 1, "the added column was rolled back");
+    let batches = fs::read_dir(dir.path().join("json/sql/s"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("batch_")
+        })
+        .count();
+    assert_eq!(batches, 1);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(LOG_PATH))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(ingestor(dir.path()));
+    let conn = rusqlite::Connection::open(dir.path().join(DATABASE_PATH)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let e = Ingestor::open(dir.path(), Durability::None, Limits::default()).unwrap_err();
+    assert!(matches!(e, IngestError::Internal(_)), "{e}");
+    assert!(e.to_string().contains("newer ringbox"), "{e}");
 }
