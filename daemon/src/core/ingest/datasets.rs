@@ -451,7 +451,8 @@ impl Datasets {
     }
 
     /// A page of rows of SQL dataset `name` after `cursor` (a `_rowid`; `None` for the
-    /// first page), at most `limit` (clamped to 1..=`max_page_rows`). Each row is an
+    /// first page), at most `limit` (clamped to 1..=`max_page_rows`) and about
+    /// `max_result_bytes` (at least one row). Each row is an
     /// object with `_rowid` and every column (NULL as `null`; `BOOLEAN` as true/false,
     /// `JSON` parsed back). The second value is the cursor of the next page, if any.
     pub fn rows(
@@ -484,8 +485,9 @@ impl Datasets {
         let mut out = Vec::with_capacity(limit);
         let mut last = None;
         let mut more = false;
+        let mut bytes = 0usize;
         while let Some(row) = rows.next().map_err(sql_err("cannot read rows"))? {
-            if out.len() == limit {
+            if out.len() == limit || (!out.is_empty() && bytes >= self.limits.max_result_bytes) {
                 more = true;
                 break;
             }
@@ -494,6 +496,7 @@ impl Datasets {
             obj.insert(ROWID_COLUMN.to_string(), Value::from(rowid));
             for (i, c) in info.cols.iter().enumerate() {
                 let v = row.get_ref(i + 1).map_err(sql_err("cannot read rows"))?;
+                bytes += value_bytes(v);
                 obj.insert(c.name.clone(), typed_json(v, c.ty));
             }
             out.push(Value::Object(obj));
@@ -672,6 +675,14 @@ fn typed_json(v: ValueRef<'_>, ty: ColType) -> Value {
         (ColType::Json, ValueRef::Text(t)) => serde_json::from_slice(t)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(t).into())),
         (_, v) => plain_json(v),
+    }
+}
+
+/// Roughly what a value costs in a result: its bytes, plus a little for the slot.
+pub(super) fn value_bytes(v: ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.len() + 8,
+        _ => 8,
     }
 }
 

@@ -40,8 +40,18 @@ pub struct Limits {
     /// Longest SQL text a `query()` accepts, in bytes.
     pub max_query_bytes: usize,
     /// Largest string or blob a query may build (SQLite's `SQLITE_LIMIT_LENGTH` on the
-    /// query connection): stops `group_concat`/`printf` from filling memory.
+    /// query connection): stops one `group_concat`/`printf` from filling memory. Must
+    /// exceed `max_cell_bytes`, or stored cells could not be read back.
     pub max_query_value_bytes: usize,
+    /// Memory SQLite may allocate while one query runs (on top of what it held when
+    /// the query started): a result row of many large computed values, a huge sort.
+    /// Checked with the deadline, so it can be overshot by what 250 VM steps allocate
+    /// (at most a few hundred MiB with the value limit above).
+    pub max_query_memory: usize,
+    /// Bytes of values one `rows()` page or `query()` result may carry; a page stops
+    /// early (with a cursor), a query result is `truncated`. At least one row is
+    /// returned by `rows()` whatever its size.
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -59,7 +69,9 @@ impl Default for Limits {
             max_page_rows: 1_000,
             max_query_rows: 10_000,
             max_query_bytes: 64 * 1024,
-            max_query_value_bytes: 16 << 20,
+            max_query_value_bytes: 4 << 20,
+            max_query_memory: 256 << 20,
+            max_result_bytes: 32 << 20,
         }
     }
 }

@@ -23,15 +23,19 @@
 //!    `sqlite_version` or `fts3_tokenizer`. The refusal names what was denied.
 //! 4. **`sqlite3_stmt_readonly`** must say the compiled statement writes nothing
 //!    (catches `VACUUM`, which the authorizer is not asked about).
-//! 5. **A deadline and a row limit**: a progress handler interrupts the statement every
-//!    1000 VM steps once `deadline` has passed (`QueryTimeout`), and at most `max_rows`
-//!    (capped by [`Limits::max_query_rows`]) rows are returned, with `truncated` set if
-//!    there were more.
+//! 5. **A deadline, a memory budget and a result limit**: every 250 VM steps a
+//!    progress handler interrupts the statement once `deadline` has passed
+//!    (`QueryTimeout`) or SQLite has allocated more than [`Limits::max_query_memory`]
+//!    since the query started (`Limit`; SQLite's allocation counter is process-wide,
+//!    which is exact enough on the one thread that owns both connections). At most
+//!    `max_rows` rows (capped by [`Limits::max_query_rows`]) and about
+//!    [`Limits::max_result_bytes`] are returned, with `truncated` set if there was more.
 //!
 //! Values come back untyped (SQLite's storage classes): integers and reals as numbers,
 //! text as strings (a `JSON` column's text is not parsed here), blobs as base64, and
 //! non-finite reals as `null`.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -41,7 +45,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::datasets::{harden, plain_json, Datasets};
+use super::datasets::{harden, plain_json, value_bytes, Datasets};
 use super::decision::Engine;
 use super::error::IngestError;
 
@@ -79,9 +83,37 @@ pub const SAFE_FUNCTIONS: &[&str] = &[
 /// arguments).
 const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
 
-/// VM steps between two deadline checks: a check costs one clock read, a step a few
-/// nanoseconds, so a query overruns its deadline by microseconds at most.
-const PROGRESS_STEPS: i32 = 1000;
+/// VM steps between two checks of the deadline and the memory budget. A check costs a
+/// clock read and a read of SQLite's allocation counter (tens of nanoseconds), a step
+/// a few nanoseconds to microseconds, so checks cost a few percent of a query, and a
+/// query overruns its deadline by microseconds and its memory budget by what 250 steps
+/// can allocate (each value is capped by `max_query_value_bytes`).
+const PROGRESS_STEPS: i32 = 250;
+
+/// Why the progress handler stopped a query.
+const RUNNING: u8 = 0;
+const OUT_OF_TIME: u8 = 1;
+const OUT_OF_MEMORY: u8 = 2;
+
+/// Bytes SQLite has allocated, process-wide (all connections).
+fn sqlite_memory_used() -> i64 {
+    // SAFETY: `sqlite3_memory_used` takes no arguments and touches no caller memory; it
+    // reads SQLite's global allocation counter under SQLite's own mutex, and may be
+    // called from any thread at any time (SQLite is built threadsafe).
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
+/// What one query may return and use.
+struct Bounds {
+    max_rows: usize,
+    max_bytes: usize,
+    deadline: Instant,
+    timeout_ms: u64,
+    /// `sqlite_memory_used()` when the query started, and what it may add.
+    baseline: i64,
+    budget: i64,
+    memory_mib: usize,
+}
 
 /// The answer of [`Datasets::query`].
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +154,7 @@ impl Datasets {
         let timeout_ms = deadline
             .saturating_duration_since(Instant::now())
             .as_millis() as u64;
+        let limits = self.limits.clone();
         let ro = self.read_only()?;
         // The first denial: SQLite stops compiling at it, so it is the only one.
         let denied: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -138,10 +171,36 @@ impl Datasets {
             Authorization::Allow
         }))
         .map_err(|e| IngestError::sqlite("cannot install the query authorizer", e))?;
-        ro.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))
-            .map_err(|e| IngestError::sqlite("cannot install the query deadline", e))?;
+        let stop = Arc::new(AtomicU8::new(RUNNING));
+        let why = Arc::clone(&stop);
+        let baseline = sqlite_memory_used();
+        let budget = i64::try_from(limits.max_query_memory).unwrap_or(i64::MAX);
+        ro.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || {
+                let reason = if Instant::now() >= deadline {
+                    OUT_OF_TIME
+                } else if sqlite_memory_used().saturating_sub(baseline) > budget {
+                    OUT_OF_MEMORY
+                } else {
+                    return false;
+                };
+                why.store(reason, Ordering::Relaxed);
+                true
+            }),
+        )
+        .map_err(|e| IngestError::sqlite("cannot install the query deadline", e))?;
 
-        let result = run(ro, sql, max_rows, deadline, timeout_ms, &denied);
+        let bounds = Bounds {
+            max_rows,
+            max_bytes: limits.max_result_bytes,
+            deadline,
+            timeout_ms,
+            baseline,
+            budget,
+            memory_mib: limits.max_query_memory >> 20,
+        };
+        let result = run(ro, sql, &bounds, &denied, &stop);
 
         // The hooks capture this query's table and deadline: remove them.
         let no_auth: Option<fn(AuthContext<'_>) -> Authorization> = None;
@@ -164,7 +223,12 @@ impl Datasets {
             conn.busy_timeout(std::time::Duration::from_secs(1))
                 .map_err(ctx)?;
             harden(&conn)?;
-            let value_bytes = i32::try_from(self.limits.max_query_value_bytes).unwrap_or(i32::MAX);
+            // Stored cells must stay readable whatever the setting.
+            let value_bytes = self
+                .limits
+                .max_query_value_bytes
+                .max(self.limits.max_cell_bytes + 1024);
+            let value_bytes = i32::try_from(value_bytes).unwrap_or(i32::MAX);
             let sql_bytes = i32::try_from(self.limits.max_query_bytes).unwrap_or(i32::MAX);
             for (limit, value) in [
                 (Limit::SQLITE_LIMIT_ATTACHED, 0),
@@ -290,14 +354,19 @@ fn action_verb(a: &AuthAction<'_>) -> String {
 fn run(
     ro: &Connection,
     sql: &str,
-    max_rows: usize,
-    deadline: Instant,
-    timeout_ms: u64,
+    bounds: &Bounds,
     denied: &Mutex<Option<String>>,
+    stop: &AtomicU8,
 ) -> Result<QueryResult, IngestError> {
     let refusal = |e: rusqlite::Error| -> IngestError {
         let why = denied.lock().ok().and_then(|mut d| d.take());
-        classify(e, why, timeout_ms)
+        match (stop.load(Ordering::Relaxed), e.sqlite_error_code()) {
+            (OUT_OF_MEMORY, Some(ErrorCode::OperationInterrupted)) => IngestError::Limit(format!(
+                "the query needed more than {} MiB of memory",
+                bounds.memory_mib
+            )),
+            _ => classify(e, why, bounds.timeout_ms),
+        }
     };
     let mut stmt = ro.prepare(sql).map_err(refusal)?;
     if !stmt.readonly() {
@@ -310,17 +379,31 @@ fn run(
     let mut rows = stmt.query([]).map_err(refusal)?;
     let mut out = Vec::new();
     let mut truncated = false;
-    while let Some(row) = rows.next().map_err(refusal)? {
-        if out.len() == max_rows {
+    let mut bytes = 0usize;
+    'rows: while let Some(row) = rows.next().map_err(refusal)? {
+        if out.len() == bounds.max_rows {
             truncated = true;
             break;
         }
-        if Instant::now() >= deadline {
-            return Err(IngestError::QueryTimeout(timeout_ms));
+        if Instant::now() >= bounds.deadline {
+            return Err(IngestError::QueryTimeout(bounds.timeout_ms));
+        }
+        // A row of a few large values can be computed between two progress checks.
+        if sqlite_memory_used().saturating_sub(bounds.baseline) > bounds.budget {
+            return Err(IngestError::Limit(format!(
+                "the query needed more than {} MiB of memory",
+                bounds.memory_mib
+            )));
         }
         let mut r = Vec::with_capacity(width);
         for i in 0..width {
-            r.push(plain_json(row.get_ref(i).map_err(refusal)?));
+            let v = row.get_ref(i).map_err(refusal)?;
+            bytes += value_bytes(v);
+            if bytes > bounds.max_bytes {
+                truncated = true;
+                break 'rows;
+            }
+            r.push(plain_json(v));
         }
         out.push(r);
     }

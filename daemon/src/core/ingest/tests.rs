@@ -1118,3 +1118,52 @@ fn a_database_from_a_newer_build_is_refused() {
     assert!(matches!(e, IngestError::Internal(_)), "{e}");
     assert!(e.to_string().contains("newer ringbox"), "{e}");
 }
+
+#[test]
+fn queries_stay_within_memory_and_result_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_query_memory: 32 << 20,
+        max_result_bytes: 10_000,
+        max_page_rows: 1000,
+        ..Limits::default()
+    };
+    let mut ing = Ingestor::open(dir.path(), Durability::None, limits).unwrap();
+    let docs: Vec<Value> = (0..100)
+        .map(|i| json!({"i": i, "s": "x".repeat(500)}))
+        .collect();
+    ingest(&mut ing, json!({"namespace": "big", "documents": docs})).unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(10);
+    // twenty 4 MiB values in one row: more than the 32 MiB budget
+    let wide: Vec<String> = (0..20)
+        .map(|i| format!("printf('%.*c', 4000000, 'x') AS c{i}"))
+        .collect();
+    let sql = format!("SELECT {} FROM big", wide.join(", "));
+    let e = ing
+        .datasets_mut()
+        .query("big", &sql, 10, deadline())
+        .unwrap_err();
+    assert!(matches!(e, IngestError::Limit(_)), "{e}");
+    assert!(e.to_string().contains("MiB of memory"), "{e}");
+    // one value beyond the length limit
+    let e = ing
+        .datasets_mut()
+        .query("big", "SELECT printf('%.*c', 5000000, 'x')", 1, deadline())
+        .unwrap_err();
+    assert!(matches!(e, IngestError::Limit(_)), "{e}");
+    // results stop at about 10 kB
+    let r = ing
+        .datasets_mut()
+        .query("big", "SELECT s FROM big", 1000, deadline())
+        .unwrap();
+    assert!(r.truncated);
+    assert!(r.rows.len() < 25, "{}", r.rows.len());
+    let (page, next) = ing.datasets().rows("big", 1000, None).unwrap();
+    assert!(page.len() < 25 && next.is_some(), "{}", page.len());
+    // and the connection still works
+    let r = ing
+        .datasets_mut()
+        .query("big", "SELECT count(i) FROM big", 1, deadline())
+        .unwrap();
+    assert_eq!(r.rows[0][0], 100);
+}
