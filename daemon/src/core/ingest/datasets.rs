@@ -6,8 +6,8 @@
 //!
 //! * **One thread.** [`Datasets`] owns its connections and is `Send` but not `Sync`:
 //!   it lives on the thread that runs ingestions (never an io_uring worker, because
-//!   every call blocks on disk). WAL mode lets the read-only query connection read
-//!   while nothing else is needed for writes.
+//!   every call blocks on disk). WAL mode lets the read-only query connection read a
+//!   committed snapshot beside the write connection.
 //! * **Durability**: `synchronous=FULL` with [`Durability::Fsync`] (a commit survives
 //!   power loss once `insert_sql_batch` returns), `OFF` with [`Durability::None`].
 //! * **One transaction per batch**: `CREATE TABLE` (or `ALTER TABLE ... ADD COLUMN` for

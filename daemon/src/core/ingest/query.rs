@@ -1,23 +1,26 @@
 //! Read-only SQL over one dataset: `Datasets::query(name, sql, max_rows, deadline)`.
 //!
-//! A query is user SQL, so it runs behind five fences, any one of which would stop a
-//! write, and three of which stop reading anything but the dataset's own table:
+//! A query is user SQL, so it runs behind five fences. Writes are stopped three times
+//! over (fences 1, 3 and 4 each suffice); what may be *read* is decided by the
+//! authorizer alone (fence 3), so its rules are tested case by case.
 //!
 //! 1. **A second connection opened read-only** (`SQLITE_OPEN_READ_ONLY`) with `PRAGMA
 //!    query_only`, defensive mode, no triggers or views, and tight `sqlite3_limit`s:
 //!    no attached databases, a bounded SQL length, expression depth, compound SELECT
-//!    and string/blob length (so `group_concat` or `printf` cannot fill memory).
+//!    and string/blob length (so one `group_concat` or `printf` cannot fill memory).
 //! 2. **One statement**: rusqlite refuses SQL with a second statement after the first
-//!    (`SELECT 1; DROP TABLE x` fails whole, before anything runs).
-//! 3. **An authorizer** consulted while the statement is compiled: it allows
+//!    (`SELECT 1; SELECT 2` fails whole, before anything runs; a second statement that
+//!    writes is denied by fence 3 while rusqlite compiles it to check).
+//! 3. **An authorizer** consulted while the statement is compiled. It allows
 //!    `SQLITE_SELECT`, `SQLITE_RECURSIVE` (recursive CTEs; fence 5 bounds them),
 //!    `SQLITE_READ` of the dataset's table in `main` (and of the pure table-valued
-//!    functions `json_each` and `json_tree`), and `SQLITE_FUNCTION` for the functions in
-//!    [`SAFE_FUNCTIONS`]. SQLite also reports a source no column is taken from
+//!    functions `json_each` and `json_tree`), and `SQLITE_FUNCTION` for the functions
+//!    in [`SAFE_FUNCTIONS`]. SQLite also reports a source no column is taken from
 //!    (`count(*) FROM t`) as a read of column `""`, naming the database only when the
-//!    query did; an unqualified name there could be a real table or a CTE, so only the
-//!    dataset's table passes (`count(*)` over a CTE is refused: count a column). Everything else is denied: other tables (including
-//!    `sqlite_master`/`sqlite_schema`, the `_datasets` catalogue and `pragma_*`
+//!    query did; an unqualified name there could be a real table or a CTE, so only
+//!    the dataset's table passes (`count(*)` over a CTE is refused: count a column).
+//!    Everything else is denied: other tables (including `sqlite_master` /
+//!    `sqlite_schema`, the `_datasets` catalogue, `dbstat` and the `pragma_*`
 //!    table-valued functions), `PRAGMA`, `ATTACH`, transactions, every write and DDL,
 //!    and functions such as `load_extension`, `randomblob`, `zeroblob`,
 //!    `sqlite_version` or `fts3_tokenizer`. The refusal names what was denied.
