@@ -5,21 +5,25 @@
 
 mod api;
 mod config;
-#[allow(dead_code)]
 mod core;
 mod http;
 mod metrics;
 mod server;
 mod store;
+mod sys;
 mod util;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DurabilityArg, ServeArgs};
+use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
+use crate::core::pool::BlockingPool;
+use crate::core::{Anonymous, Core, Policy, Settings};
+use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};
 
 #[derive(Parser, Debug)]
@@ -114,6 +118,14 @@ fn report_json(v: &serde_json::Value) {
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
+    // Block SIGTERM/SIGINT before any thread starts (the store's writer, the pool,
+    // the workers), so every thread inherits the mask and only the main thread's
+    // sigwait sees them: a signal delivered to another thread would kill the process
+    // without the graceful drain.
+    if let Err(e) = sys::block_termination() {
+        tracing::error!("cannot block termination signals: {e}");
+        return ExitCode::from(1);
+    }
     let cfg = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {
@@ -135,7 +147,35 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     tracing::info!(path = %store.admin_token_path().display(), "admin token file (send it as `Authorization: Bearer <token>`)");
-    match server::workers::run(cfg, store) {
+    // The composition root: the core services, then the APIs mounted over them.
+    let router = match Router::build(api::mounts(cfg.apis.as_deref(), &cfg.mounts), cfg.max_body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pool = match BlockingPool::new(cfg.pool_threads, 1024) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot start the blocking pool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = Settings {
+        policy: Policy {
+            anonymous: match cfg.anonymous {
+                AnonymousArg::None => Anonymous::None,
+                AnonymousArg::Read => Anonymous::Read,
+                AnonymousArg::Write => Anonymous::Write,
+            },
+        },
+        limits: cfg.protocol_limits(),
+        max_file_size: cfg.max_file_size,
+        ..Settings::default()
+    };
+    let core = Arc::new(Core::new(store, settings, pool));
+    match server::workers::run(cfg, core, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server failed: {e}");

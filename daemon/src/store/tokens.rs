@@ -25,7 +25,8 @@ use sha2::Digest as _;
 
 use super::blobs::{fsync_dir, remove_file_quiet, Layout};
 use super::records::{encode_token, Role, TokenRecord};
-use super::{io_context, now_ms, Dbs, Sha256, StoreError, META_ADMIN_TOKEN};
+use super::{io_context, Dbs, Sha256, StoreError, META_ADMIN_TOKEN};
+use crate::util::time::now_ms;
 
 /// The user name of the built-in administrator.
 pub const ADMIN_USER: &str = "admin";
