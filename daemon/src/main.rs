@@ -22,7 +22,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
 use crate::core::pool::BlockingPool;
-use crate::core::{Anonymous, Core, Policy, Settings};
+use crate::core::ingest::Limits as IngestLimits;
+use crate::core::{Anonymous, Audit, Core, IngestService, Policy, Settings};
 use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};
 
@@ -172,9 +173,27 @@ fn serve(args: &ServeArgs) -> ExitCode {
         },
         limits: cfg.protocol_limits(),
         max_file_size: cfg.max_file_size,
+        max_json_body: cfg.max_json_body,
         ..Settings::default()
     };
-    let core = Arc::new(Core::new(store, settings, pool));
+    // The audit log's and the ingest engine's threads (every file append, fsync and
+    // SQLite statement of theirs runs there, never on a worker).
+    let audit = match Audit::start(&cfg.data, store.durability()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(data = %cfg.data.display(), "cannot start the audit log: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ingest = match IngestService::start(&cfg.data, store.durability(), IngestLimits::default())
+    {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(data = %cfg.data.display(), "cannot open the datasets: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let core = Arc::new(Core::new(store, settings, pool, audit, ingest));
     match server::workers::run(cfg, core, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -14,6 +14,7 @@
 //!   are never borrowed across an `.await`.
 
 pub mod access;
+pub mod audit;
 // Users, sessions and rate limits are wired by the users work; until then only the
 // library's own tests use it.
 #[allow(dead_code)]
@@ -27,7 +28,8 @@ pub mod content;
 pub mod error;
 pub mod hot_cache;
 pub mod identity;
-// The RhinoBox ingest engine; wired to HTTP by the RhinoBox API.
+// The JSON ingest engine (RhinoBox's `/ingest/json`, the native datasets); parts of
+// its API (analysis details, hints) are used by its own tests only.
 #[allow(dead_code)]
 pub mod ingest;
 pub mod naming;
@@ -48,12 +50,17 @@ use ringbox_protocol::Limits;
 use crate::store::Store;
 
 pub use access::{Anonymous, Caller, Policy};
+pub use audit::Audit;
+pub use ingest::IngestService;
 pub use error::{CoreError, ErrorKind};
 
 use blob_cache::BlobCache;
 use hot_cache::HotCache;
 use identity::TokenCache;
 use pool::BlockingPool;
+
+/// The default `--max-json-body`: a batch of 10,000 small documents fits.
+pub const DEFAULT_MAX_JSON_BODY: u64 = 8 << 20;
 
 /// Settings of the core services (a validated subset of the configuration).
 #[derive(Clone, Debug)]
@@ -65,6 +72,8 @@ pub struct Settings {
     pub max_file_size: Option<u64>,
     /// Text content shown per object in listings (the full text is on the object).
     pub list_text_preview: usize,
+    /// Largest JSON body of a dataset ingestion (`--max-json-body`).
+    pub max_json_body: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +83,7 @@ impl Default for Settings {
             limits: Limits::default(),
             max_file_size: None,
             list_text_preview: 256,
+            max_json_body: DEFAULT_MAX_JSON_BODY,
         }
     }
 }
@@ -84,14 +94,26 @@ pub struct Core {
     pub store: Store,
     pub settings: Settings,
     pub pool: BlockingPool,
+    /// The audit log (deletes, renames, metadata changes; see `audit.rs`).
+    pub audit: Audit,
+    /// The JSON ingest engine's thread (datasets; see `ingest/service.rs`).
+    pub ingest: IngestService,
 }
 
 impl Core {
-    pub fn new(store: Store, settings: Settings, pool: BlockingPool) -> Core {
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        pool: BlockingPool,
+        audit: Audit,
+        ingest: IngestService,
+    ) -> Core {
         Core {
             store,
             settings,
             pool,
+            audit,
+            ingest,
         }
     }
 

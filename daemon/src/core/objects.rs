@@ -1,10 +1,17 @@
-//! Object records: get (by id or by namespace and name), list with a filter spec,
-//! patch (rename, move, tags, metadata), delete. Access is decided here: a caller who
-//! may not read an object is told it does not exist.
+//! Object records: get (by id, by namespace and name, or by alias), list with a filter
+//! spec, patch (rename, move, tags, metadata), delete. Access is decided here: a caller
+//! who may not read an object is told it does not exist.
+//!
+//! Every committed delete, rename, move, retag and metadata change writes an audit
+//! record (`audit.rs`): `object.deleted`, `object.renamed` (with `old_name`),
+//! `object.moved`, `object.tagged`, `object.metadata`. By default the record is queued
+//! ([`Audit::record_nowait`](super::audit::Audit::record_nowait)); an API that promises
+//! its log before answering passes [`AuditOptions`] with `durable` (and its views).
 
 use serde_json::{Map, Value};
 
 use super::access::Caller;
+use super::audit::{AuditRecord, View};
 use super::error::{CoreError, CoreResult};
 use super::naming;
 use super::Local;
@@ -62,6 +69,28 @@ pub struct Change {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// A change to an object's record with the whole range of metadata changes (merge,
+/// replace, remove), as [`Local::update_object`] takes it.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<MetadataChange>,
+}
+
+/// How the audit records of a change are written.
+#[derive(Clone, Debug, Default)]
+pub struct AuditOptions {
+    /// Wait until the records are on disk before the change is reported done (with
+    /// fsync durability).
+    pub durable: bool,
+    /// The views the records may appear in (e.g. RhinoBox's delete and rename logs).
+    pub views: Vec<View>,
+    /// Merged into each record's `details`.
+    pub details: Option<Map<String, Value>>,
+}
+
 fn mime_matches(filter: &str, mime: &str) -> bool {
     let base = mime.split(';').next().unwrap_or("").trim();
     match filter
@@ -103,6 +132,19 @@ impl Local {
     /// `GET` of an object's record.
     pub fn get_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
         self.object_for_read(caller, id)
+    }
+
+    /// The object holding `alias` ("scheme:value") if `caller` may read it; else
+    /// `NotFound`.
+    pub fn object_by_alias(&self, caller: &Caller, alias: &str) -> CoreResult<ObjectRecord> {
+        let rec = self
+            .store
+            .get_by_alias(alias)?
+            .ok_or_else(|| CoreError::not_found("the object"))?;
+        if !self.settings.policy.may_read(caller, &rec) {
+            return Err(CoreError::not_found("the object"));
+        }
+        Ok(rec)
     }
 
     /// One page of the objects `caller` may see.
@@ -148,39 +190,155 @@ impl Local {
         id: ObjectId,
         change: Change,
     ) -> CoreResult<ObjectRecord> {
-        self.object_for_write(caller, id)?;
+        let update = Update {
+            name: change.name,
+            namespace: change.namespace,
+            tags: change.tags,
+            metadata: change.metadata.map(MetadataChange::Merge),
+        };
+        self.update_object(caller, id, update, AuditOptions::default())
+            .await
+    }
+
+    /// Rename, move, retag, or merge, replace or remove metadata, with the audit
+    /// records written as `audit` says.
+    pub async fn update_object(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        update: Update,
+        audit: AuditOptions,
+    ) -> CoreResult<ObjectRecord> {
+        let before = self.object_for_write(caller, id)?;
+        let metadata = match update.metadata {
+            None => None,
+            Some(MetadataChange::Merge(m)) => Some(MetadataChange::Merge(naming::metadata(
+                Value::Object(m),
+            )?)),
+            Some(MetadataChange::Replace(m)) => Some(MetadataChange::Replace(naming::metadata(
+                Value::Object(m),
+            )?)),
+            Some(MetadataChange::Remove(keys)) => {
+                if keys.len() > 1000 {
+                    return Err(CoreError::invalid_field(
+                        "metadata",
+                        "at most 1000 metadata keys may be removed at once",
+                    ));
+                }
+                Some(MetadataChange::Remove(keys))
+            }
+        };
+        let metadata_kind = metadata.as_ref().map(|m| match m {
+            MetadataChange::Merge(m) => ("merge", m.keys().cloned().collect::<Vec<_>>()),
+            MetadataChange::Replace(m) => ("replace", m.keys().cloned().collect()),
+            MetadataChange::Remove(k) => ("remove", k.clone()),
+        });
         let patch = ObjectPatch {
-            name: change.name.as_deref().map(naming::name).transpose()?,
-            namespace: change
+            name: update.name.as_deref().map(naming::name).transpose()?,
+            namespace: update
                 .namespace
                 .as_deref()
                 .map(naming::namespace)
                 .transpose()?,
-            tags: change.tags.map(naming::tags).transpose()?,
-            metadata: change
-                .metadata
-                .map(|m| naming::metadata(Value::Object(m)))
-                .transpose()?
-                .map(MetadataChange::Merge),
+            tags: update.tags.map(naming::tags).transpose()?,
+            metadata,
             ..ObjectPatch::default()
         };
-        self.commit_object(Command::Patch {
-            id,
-            patch,
-            now_ms: now_ms(),
-        })
-        .await
+        let after = self
+            .commit_object(Command::Patch {
+                id,
+                patch,
+                now_ms: now_ms(),
+            })
+            .await?;
+        let mut records = Vec::new();
+        if after.name != before.name {
+            let mut r = AuditRecord::object("object.renamed", caller, &after);
+            r.old_name = Some(before.name.clone());
+            records.push(r);
+        }
+        if after.namespace != before.namespace {
+            let mut r = AuditRecord::object("object.moved", caller, &after);
+            r.details = Some(serde_json::json!({ "old_namespace": before.namespace }));
+            records.push(r);
+        }
+        if after.tags != before.tags {
+            let mut r = AuditRecord::object("object.tagged", caller, &after);
+            r.details = Some(serde_json::json!({ "tags": after.tags }));
+            records.push(r);
+        }
+        if let Some((change, keys)) = metadata_kind {
+            let mut r = AuditRecord::object("object.metadata", caller, &after);
+            r.details = Some(serde_json::json!({ "change": change, "keys": keys }));
+            records.push(r);
+        }
+        self.write_audit(records, &audit).await?;
+        Ok(after)
     }
 
     /// Delete an object (its blob goes when nothing else references it).
     pub async fn delete_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
+        self.delete_object_audited(caller, id, AuditOptions::default())
+            .await
+    }
+
+    /// [`Local::delete_object`] with the audit record written as `audit` says. A blob
+    /// file that is already gone is no obstacle: the record goes (metadata-only).
+    pub async fn delete_object_audited(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        audit: AuditOptions,
+    ) -> CoreResult<ObjectRecord> {
         let rec = self.object_for_write(caller, id)?;
         match self.store.writer().submit(Command::Delete { id }).await? {
-            Reply::Deleted => Ok(rec),
-            other => Err(CoreError::internal(format!(
-                "unexpected writer reply {other:?}"
-            ))),
+            Reply::Deleted => {}
+            other => {
+                return Err(CoreError::internal(format!(
+                    "unexpected writer reply {other:?}"
+                )))
+            }
         }
+        let record = AuditRecord::object("object.deleted", caller, &rec);
+        self.write_audit(vec![record], &audit).await?;
+        Ok(rec)
+    }
+
+    /// Writes audit records of a committed change, with the options' details and
+    /// views; waits for them when the options say so.
+    async fn write_audit(
+        &self,
+        records: Vec<AuditRecord>,
+        opts: &AuditOptions,
+    ) -> CoreResult<()> {
+        let mut waits = Vec::new();
+        for mut r in records {
+            if let Some(extra) = &opts.details {
+                let mut details = match r.details.take() {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                for (k, v) in extra {
+                    details.insert(k.clone(), v.clone());
+                }
+                r.details = Some(Value::Object(details));
+            }
+            r.views = opts.views.clone();
+            if opts.durable {
+                waits.push(self.audit.record(r));
+            } else {
+                self.audit.record_nowait(r);
+            }
+        }
+        for w in waits {
+            w.await.map_err(|e| {
+                CoreError::internal(format!(
+                    "the change was committed, but its audit record could not be written: {}",
+                    e.message
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 

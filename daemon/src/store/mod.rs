@@ -261,9 +261,20 @@ pub(crate) struct Dbs {
     pub meta: Db,
     /// alias ("scheme:value") -> id[16] (since schema version 2)
     pub aliases: Db,
+    /// namespace \0 seq[8 BE] -> a JSON document (NoSQL datasets; see
+    /// `writer/documents.rs`). Created at open where missing: no migration needed.
+    pub documents: Db,
 }
 
-const DB_NAMES: [&str; 6] = ["objects", "names", "blobs", "tokens", "meta", "aliases"];
+const DB_NAMES: [&str; 7] = [
+    "objects",
+    "names",
+    "blobs",
+    "tokens",
+    "meta",
+    "aliases",
+    "documents",
+];
 
 impl Dbs {
     /// Opens every database, creating the missing ones (a new store, or one of an older
@@ -280,6 +291,7 @@ impl Dbs {
             tokens: dbs[3],
             meta: dbs[4],
             aliases: dbs[5],
+            documents: dbs[6],
         })
     }
 }

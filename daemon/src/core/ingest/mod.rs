@@ -47,6 +47,7 @@ pub mod limits;
 pub mod query;
 pub mod request;
 pub mod schema;
+pub mod service;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +77,8 @@ pub use query::{QueryResult, SAFE_FUNCTIONS};
 pub use request::{IngestRequest, DEFAULT_NAMESPACE};
 #[allow(unused_imports)]
 pub use schema::{ColType, Column, ColumnDef};
+#[allow(unused_imports)]
+pub use service::{IngestService, RowsPage};
 
 use crate::store::Durability;
 use crate::util::time::{now_ms, rfc3339_ms};

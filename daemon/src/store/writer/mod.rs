@@ -59,6 +59,7 @@
 //! The queue is unbounded: a queued command is small (the upload's bytes are already on
 //! disk), and the HTTP layer bounds connections.
 
+mod documents;
 mod gc;
 mod objects;
 mod tokens;
@@ -85,6 +86,8 @@ use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, St
 use crate::util::hex;
 use crate::util::time::now_ms;
 
+#[allow(unused_imports)]
+pub use documents::{DocumentsPage, MAX_DOCUMENTS_PER_COMMAND};
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 
@@ -165,6 +168,12 @@ pub enum Command {
     /// Revoke a token. Replies `Deleted`, or `NotFound`.
     #[allow(dead_code)]
     DeleteToken { token_sha256: Sha256 },
+    /// Append JSON documents to a NoSQL dataset (see `documents.rs`). Replies
+    /// `Documents`.
+    PutDocuments {
+        namespace: String,
+        documents: Vec<String>,
+    },
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -201,6 +210,7 @@ impl Command {
             Command::Gc => "gc",
             Command::PutToken { .. } => "put_token",
             Command::DeleteToken { .. } => "delete_token",
+            Command::PutDocuments { .. } => "put_documents",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -227,6 +237,8 @@ pub enum Reply {
     Gc(GcReport),
     /// PutToken.
     Done,
+    /// PutDocuments: the sequence numbers given, `first..first + count`.
+    Documents { first: u64, count: u64 },
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -699,6 +711,10 @@ impl Writer {
                 record,
             } => self.put_token(txn, token_sha256, record),
             Command::DeleteToken { token_sha256 } => self.delete_token(txn, token_sha256),
+            Command::PutDocuments {
+                namespace,
+                documents,
+            } => self.put_documents(txn, &namespace, documents),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),
