@@ -178,7 +178,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
     };
     // The audit log's and the ingest engine's threads (every file append, fsync and
     // SQLite statement of theirs runs there, never on a worker).
-    let audit = match Audit::start(&cfg.data, store.durability()) {
+    let views = api::audit_views(cfg.apis.as_deref());
+    let audit = match Audit::start(&cfg.data, store.durability(), views) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(data = %cfg.data.display(), "cannot start the audit log: {e}");

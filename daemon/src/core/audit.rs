@@ -17,11 +17,15 @@
 //! **Views.** Some APIs promise logs of their own shape (RhinoBox's
 //! `metadata/delete_log.ndjson` and `metadata/rename_log.ndjson`). Those are not a
 //! second mechanism: a [`View`] is a file path plus a function from an [`AuditRecord`]
-//! to that file's line (or to nothing, for records the view does not show). A record
-//! carries the views it may appear in; the audit thread writes the record's daily line
-//! and each view's line in the same step, and syncs them together, so a view never
-//! holds a line its daily file lacks (short of a crash between the two writes, which
-//! the durable reply never hides: it comes after both).
+//! to that file's line (or to nothing, for records the view does not show). The views
+//! are registered once, at [`Audit::start`] (the composition root passes those of the
+//! enabled APIs); for every record the audit thread writes the daily line and each
+//! view's line in the same step and syncs them together, so a view never holds a line
+//! its daily file lacks (short of a crash between the two writes, which a durable reply
+//! never hides: it comes after both). Because views see every record, a change made
+//! through any API shows in them (a native `DELETE` of a RhinoBox file is in RhinoBox's
+//! delete log); records therefore carry what views need in `details` (object records:
+//! the object's `aliases`; deletes also its `mime_type`, `size` and `metadata`).
 //!
 //! **One thread.** Every file append and fsync happens on the `ringbox-audit` thread,
 //! never on an io_uring worker. Callers send records through a channel:
@@ -110,8 +114,6 @@ pub struct AuditRecord {
     pub namespace: Option<String>,
     /// Anything else the action wants kept (a JSON object by convention).
     pub details: Option<Value>,
-    /// The views this record may appear in.
-    pub views: Vec<View>,
 }
 
 /// The daily line; field order is the documented one.
@@ -145,20 +147,46 @@ impl AuditRecord {
             sha256: None,
             namespace: None,
             details: None,
-            views: Vec::new(),
         }
     }
 
     /// A record of `action` by `caller` about object `rec` (its id, name, hash and
-    /// namespace as given).
+    /// namespace as given, and its aliases in `details.aliases` when it has any).
     pub fn object(action: impl Into<String>, caller: &Caller, rec: &ObjectRecord) -> AuditRecord {
         AuditRecord {
             object_id: Some(rec.id.to_string()),
             name: Some(rec.name.clone()),
             sha256: rec.sha256.map(|s| hex::encode(&s)),
             namespace: Some(rec.namespace.clone()),
+            details: (!rec.aliases.is_empty())
+                .then(|| serde_json::json!({ "aliases": rec.aliases })),
             ..AuditRecord::new(action, caller)
         }
+    }
+
+    /// Sets `details[key]` (making `details` an object if it was not).
+    pub fn set_detail(&mut self, key: &str, value: Value) {
+        match &mut self.details {
+            Some(Value::Object(m)) => {
+                m.insert(key.to_string(), value);
+            }
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert(key.to_string(), value);
+                *other = Some(Value::Object(m));
+            }
+        }
+    }
+
+    /// The object's alias with `scheme:` (from `details.aliases`), without the scheme.
+    pub fn alias(&self, scheme: &str) -> Option<&str> {
+        self.details
+            .as_ref()?
+            .get("aliases")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|a| a.strip_prefix(scheme)?.strip_prefix(':'))
     }
 
     /// `at` as written: RFC 3339 UTC with milliseconds.
@@ -171,9 +199,9 @@ impl AuditRecord {
         self.at()[..10].to_string()
     }
 
-    /// A string field of `details`, if present.
-    pub fn detail_str(&self, key: &str) -> Option<&str> {
-        self.details.as_ref()?.get(key)?.as_str()
+    /// A field of `details`, if present.
+    pub fn detail(&self, key: &str) -> Option<&Value> {
+        self.details.as_ref()?.get(key)
     }
 
     /// The daily line, with its newline.
@@ -276,8 +304,9 @@ fn stopped() -> CoreError {
 }
 
 impl Audit {
-    /// Starts the audit thread over data directory `data_dir` (creates `audit/`).
-    pub fn start(data_dir: &Path, durability: Durability) -> io::Result<Audit> {
+    /// Starts the audit thread over data directory `data_dir` (creates `audit/`), with
+    /// the views every record is offered to.
+    pub fn start(data_dir: &Path, durability: Durability, views: Vec<View>) -> io::Result<Audit> {
         let dir = data_dir.join(AUDIT_DIR);
         if !dir.is_dir() {
             fs::create_dir_all(&dir)?;
@@ -293,6 +322,7 @@ impl Audit {
             files: HashMap::new(),
             day: String::new(),
             stats: stats.clone(),
+            views,
         };
         let thread = std::thread::Builder::new()
             .name("ringbox-audit".into())
@@ -373,6 +403,7 @@ struct Writer {
     /// The day of the daily file currently open.
     day: String,
     stats: Arc<Stats>,
+    views: Vec<View>,
 }
 
 struct LogFile {
@@ -472,7 +503,8 @@ impl Writer {
                 self.day = day.clone();
             }
             self.append(&daily_path(&day), &rec.daily_line())?;
-            for view in &rec.views {
+            for i in 0..self.views.len() {
+                let view = self.views[i];
                 if let Some(v) = (view.line)(rec) {
                     let mut line = serde_json::to_vec(&v).unwrap_or_default();
                     line.push(b'\n');
@@ -652,7 +684,7 @@ mod tests {
             json!({
                 "hash": rec.sha256,
                 "original_name": rec.name,
-                "stored_path": rec.detail_str("stored_path"),
+                "stored_path": rec.alias("path"),
                 "deleted_at": rec.at(),
             })
         })
@@ -720,16 +752,13 @@ mod tests {
     #[test]
     fn records_land_in_daily_files_and_views() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::start(dir.path(), Durability::Fsync).unwrap();
+        let audit = Audit::start(dir.path(), Durability::Fsync, vec![DELETE_VIEW]).unwrap();
         block_on(async {
             let mut del = sample("object.deleted");
-            del.details = Some(json!({"stored_path": "media/images/x/photo_1.jpg"}));
-            del.views = vec![DELETE_VIEW];
+            del.details = Some(json!({"aliases": ["path:media/images/x/photo_1.jpg"]}));
             audit.record(del).await.unwrap();
             // A record the view does not show.
-            let mut ren = sample("object.renamed");
-            ren.views = vec![DELETE_VIEW];
-            audit.record(ren).await.unwrap();
+            audit.record(sample("object.renamed")).await.unwrap();
             // The next day goes to its own file.
             let mut next = sample("object.metadata");
             next.at_ms += 86_400_000;
@@ -740,8 +769,8 @@ mod tests {
         assert_eq!(day1.len(), 2);
         assert_eq!(day1[0]["action"], "object.deleted");
         assert_eq!(
-            day1[0]["details"]["stored_path"],
-            "media/images/x/photo_1.jpg"
+            day1[0]["details"]["aliases"][0],
+            "media/images/x/photo_1.jpg".replace("media", "path:media")
         );
         assert_eq!(day1[1]["action"], "object.renamed");
         assert_eq!(day2.len(), 1);
@@ -756,7 +785,7 @@ mod tests {
     #[test]
     fn a_durable_reply_comes_after_the_sync_and_groups_share_syncs() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::start(dir.path(), Durability::Fsync).unwrap();
+        let audit = Audit::start(dir.path(), Durability::Fsync, vec![DELETE_VIEW]).unwrap();
         let n = 200u64;
         block_on(async {
             let waits: Vec<_> = (0..n)
@@ -790,7 +819,7 @@ mod tests {
     #[test]
     fn nowait_records_are_written_and_flushed() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::start(dir.path(), Durability::Fsync).unwrap();
+        let audit = Audit::start(dir.path(), Durability::Fsync, vec![DELETE_VIEW]).unwrap();
         for _ in 0..5 {
             audit.record_nowait(sample("object.tagged"));
         }
@@ -811,7 +840,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("audit")).unwrap();
         let path = dir.path().join("audit/audit-2025-11-15.ndjson");
         fs::write(&path, b"{\"kept\":1}\n{\"torn").unwrap();
-        let audit = Audit::start(dir.path(), Durability::None).unwrap();
+        let audit = Audit::start(dir.path(), Durability::None, vec![DELETE_VIEW]).unwrap();
         block_on(audit.record(sample("object.deleted"))).unwrap();
         let lines = read_lines(&path);
         assert_eq!(lines.len(), 2);
@@ -836,13 +865,12 @@ mod tests {
             Some(json!({}))
         }
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::start(dir.path(), Durability::None).unwrap();
-        let mut rec = sample("object.deleted");
-        rec.views = vec![View {
+        let escape = View {
             path: "../escape.ndjson",
             line: any,
-        }];
-        assert!(block_on(audit.record(rec)).is_err());
+        };
+        let audit = Audit::start(dir.path(), Durability::None, vec![escape]).unwrap();
+        assert!(block_on(audit.record(sample("object.deleted"))).is_err());
         assert!(!dir.path().parent().unwrap().join("escape.ndjson").exists());
         assert_eq!(audit.stats().failed, 1);
     }

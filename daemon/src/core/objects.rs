@@ -4,14 +4,16 @@
 //!
 //! Every committed delete, rename, move, retag and metadata change writes an audit
 //! record (`audit.rs`): `object.deleted`, `object.renamed` (with `old_name`),
-//! `object.moved`, `object.tagged`, `object.metadata`. By default the record is queued
+//! `object.moved`, `object.tagged`, `object.metadata`, with the object's aliases in
+//! `details` (a delete also keeps its `mime_type`, `size` and `metadata`: what was
+//! lost). By default the record is queued
 //! ([`Audit::record_nowait`](super::audit::Audit::record_nowait)); an API that promises
-//! its log before answering passes [`AuditOptions`] with `durable` (and its views).
+//! its log before answering passes [`AuditOptions`] with `durable`.
 
 use serde_json::{Map, Value};
 
 use super::access::Caller;
-use super::audit::{AuditRecord, View};
+use super::audit::AuditRecord;
 use super::error::{CoreError, CoreResult};
 use super::naming;
 use super::Local;
@@ -85,8 +87,6 @@ pub struct AuditOptions {
     /// Wait until the records are on disk before the change is reported done (with
     /// fsync durability).
     pub durable: bool,
-    /// The views the records may appear in (e.g. RhinoBox's delete and rename logs).
-    pub views: Vec<View>,
     /// Merged into each record's `details`.
     pub details: Option<Map<String, Value>>,
 }
@@ -259,17 +259,18 @@ impl Local {
         }
         if after.namespace != before.namespace {
             let mut r = AuditRecord::object("object.moved", caller, &after);
-            r.details = Some(serde_json::json!({ "old_namespace": before.namespace }));
+            r.set_detail("old_namespace", Value::String(before.namespace.clone()));
             records.push(r);
         }
         if after.tags != before.tags {
             let mut r = AuditRecord::object("object.tagged", caller, &after);
-            r.details = Some(serde_json::json!({ "tags": after.tags }));
+            r.set_detail("tags", serde_json::json!(after.tags));
             records.push(r);
         }
         if let Some((change, keys)) = metadata_kind {
             let mut r = AuditRecord::object("object.metadata", caller, &after);
-            r.details = Some(serde_json::json!({ "change": change, "keys": keys }));
+            r.set_detail("change", Value::from(change));
+            r.set_detail("keys", serde_json::json!(keys));
             records.push(r);
         }
         self.write_audit(records, &audit).await?;
@@ -299,13 +300,17 @@ impl Local {
                 )))
             }
         }
-        let record = AuditRecord::object("object.deleted", caller, &rec);
+        let mut record = AuditRecord::object("object.deleted", caller, &rec);
+        record.set_detail("mime_type", Value::String(rec.mime_type.clone()));
+        record.set_detail("size", Value::from(rec.size));
+        let metadata: Value = serde_json::from_str(&rec.metadata_json).unwrap_or(Value::Null);
+        record.set_detail("metadata", metadata);
         self.write_audit(vec![record], &audit).await?;
         Ok(rec)
     }
 
-    /// Writes audit records of a committed change, with the options' details and
-    /// views; waits for them when the options say so.
+    /// Writes audit records of a committed change, with the options' details; waits
+    /// for them when the options say so.
     async fn write_audit(
         &self,
         records: Vec<AuditRecord>,
@@ -313,17 +318,9 @@ impl Local {
     ) -> CoreResult<()> {
         let mut waits = Vec::new();
         for mut r in records {
-            if let Some(extra) = &opts.details {
-                let mut details = match r.details.take() {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                for (k, v) in extra {
-                    details.insert(k.clone(), v.clone());
-                }
-                r.details = Some(Value::Object(details));
+            for (k, v) in opts.details.iter().flatten() {
+                r.set_detail(k, v.clone());
             }
-            r.views = opts.views.clone();
             if opts.durable {
                 waits.push(self.audit.record(r));
             } else {

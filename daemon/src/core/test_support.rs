@@ -64,7 +64,7 @@ where
     .unwrap();
     let pool = BlockingPool::new(2, 64).unwrap();
     let data = store.data_dir().to_path_buf();
-    let audit = super::Audit::start(&data, Durability::None).unwrap();
+    let audit = super::Audit::start(&data, Durability::None, Vec::new()).unwrap();
     let ingest = super::IngestService::start(
         &data,
         Durability::None,
