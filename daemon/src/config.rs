@@ -651,7 +651,11 @@ mod tests {
         };
         let cfg = Config::load_with(&ServeArgs::default(), &local).unwrap();
         assert_eq!(cfg.listen, "127.0.0.1:8092".parse().unwrap());
-        for (addr, mb) in [(Some("nowhere"), None), (None, Some("-3")), (None, Some("0"))] {
+        for (addr, mb) in [
+            (Some("nowhere"), None),
+            (None, Some("-3")),
+            (None, Some("0")),
+        ] {
             let bad = RhinoboxEnv {
                 addr: addr.map(Into::into),
                 max_upload_mb: mb.map(Into::into),

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
-use crate::core::pool::BlockingPool;
 use crate::core::ingest::Limits as IngestLimits;
+use crate::core::pool::BlockingPool;
 use crate::core::{Anonymous, Audit, Core, IngestService, Policy, Settings};
 use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};

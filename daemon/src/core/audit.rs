@@ -729,7 +729,9 @@ mod tests {
         .to_vec();
         let mut pos = 0;
         for k in keys {
-            let i = text[pos..].find(k).unwrap_or_else(|| panic!("{k} in {text}"));
+            let i = text[pos..]
+                .find(k)
+                .unwrap_or_else(|| panic!("{k} in {text}"));
             pos += i;
         }
         let v: Value = serde_json::from_slice(&line).unwrap();

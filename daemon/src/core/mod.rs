@@ -51,8 +51,8 @@ use crate::store::Store;
 
 pub use access::{Anonymous, Caller, Policy};
 pub use audit::Audit;
-pub use ingest::IngestService;
 pub use error::{CoreError, ErrorKind};
+pub use ingest::IngestService;
 
 use blob_cache::BlobCache;
 use hot_cache::HotCache;

@@ -212,12 +212,12 @@ impl Local {
         let before = self.object_for_write(caller, id)?;
         let metadata = match update.metadata {
             None => None,
-            Some(MetadataChange::Merge(m)) => Some(MetadataChange::Merge(naming::metadata(
-                Value::Object(m),
-            )?)),
-            Some(MetadataChange::Replace(m)) => Some(MetadataChange::Replace(naming::metadata(
-                Value::Object(m),
-            )?)),
+            Some(MetadataChange::Merge(m)) => {
+                Some(MetadataChange::Merge(naming::metadata(Value::Object(m))?))
+            }
+            Some(MetadataChange::Replace(m)) => {
+                Some(MetadataChange::Replace(naming::metadata(Value::Object(m))?))
+            }
             Some(MetadataChange::Remove(keys)) => {
                 if keys.len() > 1000 {
                     return Err(CoreError::invalid_field(
@@ -311,11 +311,7 @@ impl Local {
 
     /// Writes audit records of a committed change, with the options' details; waits
     /// for them when the options say so.
-    async fn write_audit(
-        &self,
-        records: Vec<AuditRecord>,
-        opts: &AuditOptions,
-    ) -> CoreResult<()> {
+    async fn write_audit(&self, records: Vec<AuditRecord>, opts: &AuditOptions) -> CoreResult<()> {
         let mut waits = Vec::new();
         for mut r in records {
             for (k, v) in opts.details.iter().flatten() {

@@ -65,12 +65,9 @@ where
     let pool = BlockingPool::new(2, 64).unwrap();
     let data = store.data_dir().to_path_buf();
     let audit = super::Audit::start(&data, Durability::None, Vec::new()).unwrap();
-    let ingest = super::IngestService::start(
-        &data,
-        Durability::None,
-        super::ingest::Limits::default(),
-    )
-    .unwrap();
+    let ingest =
+        super::IngestService::start(&data, Durability::None, super::ingest::Limits::default())
+            .unwrap();
     let core = Arc::new(Core::new(store, settings, pool, audit, ingest));
     block_on(f(Local::new(core)));
 }

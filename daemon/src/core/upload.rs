@@ -409,6 +409,9 @@ impl Local {
         if let Err(e) = self.check_create(caller) {
             return files.iter().map(|_| Err(e.clone())).collect();
         }
+        // One per file, moved once: boxing the finished result would cost an
+        // allocation for nothing.
+        #[allow(clippy::large_enum_variant)]
         enum Step<F> {
             Done(CoreResult<Keyed>),
             Wait(F, String, u64),

@@ -54,8 +54,18 @@ pub fn mount() -> Mount {
         ),
         Route::new(Get, "/v1/blobs/{sha256}", Read, handler!(content::blob)),
         Route::new(Get, "/v1/datasets", Read, handler!(datasets::list)),
-        Route::new(Get, "/v1/datasets/{ns}/rows", Read, handler!(datasets::rows)),
-        Route::new(Post, "/v1/datasets/{ns}/query", Read, handler!(datasets::query)),
+        Route::new(
+            Get,
+            "/v1/datasets/{ns}/rows",
+            Read,
+            handler!(datasets::rows),
+        ),
+        Route::new(
+            Post,
+            "/v1/datasets/{ns}/query",
+            Read,
+            handler!(datasets::query),
+        ),
         Route::new(Post, "/v1/ingest", Write, handler!(datasets::ingest)),
     ];
     routes.extend(debug::routes());

@@ -172,9 +172,7 @@ async fn apply_metadata(
         "remove" => {
             let keys = body.keys.or(body.fields).unwrap_or_default();
             if keys.is_empty() {
-                return Err(ApiError::bad_request(
-                    "keys is required for remove action",
-                ));
+                return Err(ApiError::bad_request("keys is required for remove action"));
             }
             check_keys(&keys)?;
             MetadataChange::Remove(keys)
@@ -227,10 +225,7 @@ fn metadata_answer(before: &ObjectRecord, after: &ObjectRecord, action: &str) ->
     let mut out = file_json(after);
     if let Value::Object(m) = &mut out {
         m.insert("action".into(), Value::String(action.into()));
-        m.insert(
-            "old_metadata".into(),
-            Value::Object(user_metadata(before)),
-        );
+        m.insert("old_metadata".into(), Value::Object(user_metadata(before)));
         m.insert("new_metadata".into(), Value::Object(user_metadata(after)));
         m.insert(
             "updated_at".into(),
@@ -248,7 +243,10 @@ pub async fn metadata(ctx: Ctx<'_>) -> HandlerResult {
     let req: MetadataBody = parse_body(&body)?;
     let (before, after, action) =
         apply_metadata(ctx.svc, &ctx.req.caller, &hash, req, durable()).await?;
-    Ok(Response::json(200, &metadata_answer(&before, &after, action)))
+    Ok(Response::json(
+        200,
+        &metadata_answer(&before, &after, action),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -101,7 +101,9 @@ async fn serve_object(
         .object_content(&ctx.req.caller, rec.id)
         .map_err(|e| match e.kind {
             // Deleted since the lookup.
-            ErrorKind::NotFound => ApiError::new(404, "not_found", format!("file not found: {what}")),
+            ErrorKind::NotFound => {
+                ApiError::new(404, "not_found", format!("file not found: {what}"))
+            }
             _ => ApiError::from(e),
         })?;
     respond_with(
@@ -176,11 +178,7 @@ pub async fn metadata(ctx: Ctx<'_>) -> HandlerResult {
     let rec = match (param(&q, "hash"), param(&q, "path")) {
         (Some(h), _) => by_hash(ctx.svc, caller, h)?,
         (None, Some(p)) => by_path(ctx.svc, caller, p)?,
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "hash query parameter is required",
-            ))
-        }
+        (None, None) => return Err(ApiError::bad_request("hash query parameter is required")),
     };
     Ok(Response::json(200, &file_json(&rec)))
 }
@@ -213,8 +211,8 @@ pub async fn search(ctx: Ctx<'_>) -> HandlerResult {
     for _ in 0..MAX_PAGES {
         let page = ctx.svc.list_objects(&ctx.req.caller, &spec)?;
         for rec in &page.objects {
-            let is_rhinobox = !hash_hex(rec).is_empty()
-                && rec.aliases.iter().any(|a| a.starts_with("rhino:"));
+            let is_rhinobox =
+                !hash_hex(rec).is_empty() && rec.aliases.iter().any(|a| a.starts_with("rhino:"));
             if is_rhinobox && matches_filters(rec, kind.as_deref(), cat.as_deref()) {
                 out.push(file_json(rec));
             }

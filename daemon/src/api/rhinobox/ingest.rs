@@ -18,14 +18,13 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use super::layout::{
-    base_name, detect_mime, file_placement, hash_alias, hash_hex, is_media, label,
-    media_placement, path_alias, stored_path, system_meta, user_metadata, Placement, NAMESPACE,
-    SYSTEM_KEY,
+    base_name, detect_mime, file_placement, hash_alias, hash_hex, is_media, label, media_placement,
+    path_alias, stored_path, system_meta, user_metadata, Placement, NAMESPACE, SYSTEM_KEY,
 };
+use crate::core::error::CoreResult;
 use crate::core::naming;
 use crate::core::stream::{read_to_vec, ByteStream};
 use crate::core::upload::{Keyed, KeyedFile, NewObject};
-use crate::core::error::CoreResult;
 use crate::core::{Caller, Local};
 use crate::http::errors::ApiError;
 use crate::http::form::{read_form, Form, FormOptions};
@@ -279,8 +278,10 @@ pub async fn unified(ctx: Ctx<'_>) -> HandlerResult {
             .ingest_form(&req.caller, data, namespace, comment, metadata_text)
             .await
         {
-            Ok(outcome) => json_results.push(serde_json::to_value(outcome.unified_result())
-                .map_err(|e| ApiError::internal(e.to_string()))?),
+            Ok(outcome) => json_results.push(
+                serde_json::to_value(outcome.unified_result())
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            ),
             Err(e) => errors.push(format!("JSON processing: {}", e.message)),
         }
         timing.insert("json_ms".into(), json!(t.elapsed().as_millis() as u64));

@@ -366,7 +366,11 @@ mod tests {
         ] {
             assert!(has_traversal(bad), "{bad}");
         }
-        for ok in ["media/images/x/a_1.jpg", "files/a..b/c", "json/sql/o/batch_1.ndjson"] {
+        for ok in [
+            "media/images/x/a_1.jpg",
+            "files/a..b/c",
+            "json/sql/o/batch_1.ndjson",
+        ] {
             assert!(!has_traversal(ok), "{ok}");
         }
     }
@@ -441,7 +445,10 @@ mod tests {
         let mut del = AuditRecord::object("object.deleted", &caller, &rec);
         del.set_detail("mime_type", json!("image/png"));
         del.set_detail("size", json!(3));
-        del.set_detail("metadata", serde_json::from_str(&rec.metadata_json).unwrap());
+        del.set_detail(
+            "metadata",
+            serde_json::from_str(&rec.metadata_json).unwrap(),
+        );
         let line = delete_line(&del).unwrap();
         assert_eq!(line["hash"], "ab".repeat(32));
         assert_eq!(line["stored_path"], p.stored_path);

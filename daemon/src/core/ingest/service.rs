@@ -123,8 +123,7 @@ impl IngestService {
                     // A panic (a bug) fails this job only: its reply sender is dropped,
                     // so the caller gets an error, and an open SQLite transaction is
                     // rolled back as it is dropped.
-                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ingestor))).is_err()
-                    {
+                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ingestor))).is_err() {
                         crate::metrics::get().panic("ingest");
                         tracing::error!("an ingest job panicked; it failed, the engine goes on");
                     }
@@ -543,7 +542,10 @@ mod tests {
             assert_eq!(page.rows[0]["order_id"], 2);
             assert!(page.next_cursor.is_none());
 
-            let page = svc.dataset_rows(&caller, "activity", 2, None).await.unwrap();
+            let page = svc
+                .dataset_rows(&caller, "activity", 2, None)
+                .await
+                .unwrap();
             assert_eq!(page.rows.len(), 2);
             assert_eq!(page.rows[0]["seq"], 1);
             assert_eq!(page.rows[0]["document"]["user"]["id"], "u1");
@@ -559,7 +561,12 @@ mod tests {
                 .is_err());
 
             let q = svc
-                .query_dataset(&caller, "orders", "SELECT sum(total) FROM orders".into(), 10)
+                .query_dataset(
+                    &caller,
+                    "orders",
+                    "SELECT sum(total) FROM orders".into(),
+                    10,
+                )
                 .await
                 .unwrap();
             assert_eq!(q.rows[0][0], 300.0);
@@ -573,7 +580,10 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(e.code, "not_sql");
-            let e = svc.dataset_rows(&caller, "nope", 1, None).await.unwrap_err();
+            let e = svc
+                .dataset_rows(&caller, "nope", 1, None)
+                .await
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotFound);
 
             // The batch file serves back.

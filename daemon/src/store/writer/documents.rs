@@ -108,7 +108,7 @@ impl Store {
         prefix.push(0);
         let start = doc_key(ns, after);
         let txn = self.inner.env.read_txn()?;
-        let mut iter = self
+        let iter = self
             .inner
             .dbs
             .documents
@@ -116,7 +116,7 @@ impl Store {
         let mut page = DocumentsPage::default();
         let mut bytes = 0usize;
         let mut last = after;
-        while let Some(item) = iter.next() {
+        for item in iter {
             let (key, value) = item?;
             let Some(seq) = key
                 .strip_prefix(prefix.as_slice())
@@ -125,8 +125,7 @@ impl Store {
             else {
                 break; // past the namespace
             };
-            if page.documents.len() >= limit || (!page.documents.is_empty() && bytes >= max_bytes)
-            {
+            if page.documents.len() >= limit || (!page.documents.is_empty() && bytes >= max_bytes) {
                 page.next = Some(last);
                 break;
             }
@@ -201,7 +200,11 @@ mod tests {
         let p = store.documents_page("events", 0, 10, 1).unwrap();
         assert_eq!(p.documents.len(), 1);
         assert_eq!(p.next, Some(1));
-        assert!(store.documents_page("nothing", 0, 10, 100).unwrap().documents.is_empty());
+        assert!(store
+            .documents_page("nothing", 0, 10, 100)
+            .unwrap()
+            .documents
+            .is_empty());
         assert_eq!(store.documents_count("events").unwrap(), 3);
         // Bad namespaces are refused, and a refused command changes nothing.
         assert!(store

@@ -238,7 +238,10 @@ pub enum Reply {
     /// PutToken.
     Done,
     /// PutDocuments: the sequence numbers given, `first..first + count`.
-    Documents { first: u64, count: u64 },
+    Documents {
+        first: u64,
+        count: u64,
+    },
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
