@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""The peer for ringbox's JSON ingest throughput: a plain Python `sqlite3` script.
+"""The peer for ringbox's ingest throughput: plain Python `sqlite3` and file writes.
 
-It does what ringbox's `stress_ingest_throughput` test does for each batch of 1,000
-small documents, minus the SQL/NoSQL analysis and the dataset catalogue:
+Three modes, each the same work ringbox does for the same input, minus its analysis,
+catalogue and HTTP:
+
+`--mode sql` (the default) does, for each batch of 1,000 small documents, what
+ringbox's `stress_ingest_throughput` test and `/ingest/json` do for SQL-routed data:
 
   1. parse the `/ingest/json` body (`json.loads`) and check its shape;
   2. write the documents as NDJSON to `json/sql/bench/batch_<stamp>_<NNNN>.ndjson`
@@ -12,21 +15,37 @@ small documents, minus the SQL/NoSQL analysis and the dataset catalogue:
      (`executemany` with a prepared INSERT, typed values);
   5. append one line to `json/ingest_log.ndjson` (fdatasync).
 
+`--mode nosql`: steps 1, 2 (under `json/nosql/`) and 5, and instead of SQLite the
+documents are appended to one NDJSON file that is then fdatasynced: the stand-in for
+ringbox's LMDB commit of the documents.
+
+`--mode files`: for each of `--files` files of `--file-size` random bytes (distinct
+contents), what RhinoBox does with an uploaded file and ringbox does underneath
+`/ingest`: hash it (SHA-256), write it to a temp file, fsync, rename it to
+`files/bench/<name>_<uuid>.bin`, fsync the directory, and append a metadata line
+(hash, name, stored path, size, time) to `metadata/files.ndjson` with fdatasync.
+
 Same documents (the generator below matches `bench_doc` in
 `daemon/src/core/ingest/tests.rs`), same database layout, WAL mode, and
 `synchronous=FULL` with fsyncs ("fsync") or `synchronous=OFF` without ("none"), as
-ringbox's `Durability::Fsync` / `Durability::None`.
+ringbox's `Durability::Fsync` / `Durability::None`. `--root DIR` puts the scratch
+directories on the file system being measured (default: the system temp dir).
+`--json` prints one JSON line per run (what `ingestbench` reads).
 
-Run: python3 bench/ingest_peer.py [--batches 100] [--batch-size 1000] [--durability both]
-Compare: cargo test --release -p ringbox stress_ingest_throughput -- --ignored --nocapture
+Run: python3 bench/ingest_peer.py [--mode sql|nosql|files] [--batches 100]
+       [--batch-size 1000] [--files 2000] [--file-size 4096] [--durability both]
+Compare: cargo run --release -p ringbox-bench --bin ingestbench
+     or: cargo test --release -p ringbox stress_ingest_throughput -- --ignored --nocapture
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sqlite3
 import tempfile
 import time
+import uuid
 
 STATUS = ["new", "paid", "shipped"]
 COLUMNS = ["customer_id", "note", "order_id", "status", "total"]
@@ -86,9 +105,10 @@ class Files:
                 os.fdatasync(f.fileno())
         return path
 
-    def batch(self, docs):
+    def batch(self, docs, engine="sql"):
         data = "".join(json.dumps(d, separators=(",", ":")) + "\n" for d in docs).encode()
         tmp = self.temp(data)
+        target = self.dir if engine == "sql" else self.nosql_dir()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         if stamp != self.stamp:
             self.stamp, self.seq = stamp, 0
@@ -96,14 +116,19 @@ class Files:
             self.seq += 1
             name = "batch_{}_{:04d}.ndjson".format(stamp, self.seq)
             try:
-                os.link(tmp, os.path.join(self.dir, name))
+                os.link(tmp, os.path.join(target, name))
                 break
             except FileExistsError:
                 continue
         os.unlink(tmp)
         if self.sync:
-            fsync_dir(self.dir)
-        return "json/sql/bench/" + name
+            fsync_dir(target)
+        return "json/{}/bench/{}".format(engine, name)
+
+    def nosql_dir(self):
+        d = os.path.join(self.root, "json", "nosql", "bench")
+        os.makedirs(d, exist_ok=True)
+        return d
 
     def schema(self, payload):
         tmp = self.temp(json.dumps(payload, indent=2).encode() + b"\n")
@@ -119,9 +144,9 @@ class Files:
                 os.fdatasync(f.fileno())
 
 
-def run(bodies, durability):
+def run(bodies, durability, parent=None):
     sync = durability == "fsync"
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory(dir=parent) as root:
         files = Files(root, sync)
         conn = sqlite3.connect(os.path.join(root, "json", "datasets.sqlite3"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -155,25 +180,114 @@ def run(bodies, durability):
         return total, secs
 
 
+def run_nosql(bodies, durability, parent=None):
+    sync = durability == "fsync"
+    with tempfile.TemporaryDirectory(dir=parent) as root:
+        files = Files(root, sync)
+        docs_path = os.path.join(root, "json", "nosql", "documents.ndjson")
+        os.makedirs(os.path.dirname(docs_path), exist_ok=True)
+        total = 0
+        t0 = time.perf_counter()
+        with open(docs_path, "ab") as store:
+            for body in bodies:
+                req = json.loads(body)
+                namespace = req.get("namespace")
+                docs = req.get("documents")
+                if not isinstance(namespace, str) or not isinstance(docs, list) or not docs:
+                    raise ValueError("bad request")
+                if not all(isinstance(d, dict) for d in docs):
+                    raise ValueError("documents must be objects")
+                batch_path = files.batch(docs, engine="nosql")
+                store.write("".join(json.dumps(d, separators=(",", ":")) + "\n"
+                                    for d in docs).encode())
+                store.flush()
+                if sync:
+                    os.fdatasync(store.fileno())
+                files.log({"namespace": namespace, "decision": "nosql", "documents": len(docs),
+                           "batch_path": batch_path,
+                           "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                total += len(docs)
+        return total, time.perf_counter() - t0
+
+
+def run_files(contents, durability, parent=None):
+    sync = durability == "fsync"
+    with tempfile.TemporaryDirectory(dir=parent) as root:
+        tmp = os.path.join(root, "tmp")
+        target = os.path.join(root, "files", "bench")
+        meta = os.path.join(root, "metadata")
+        for d in (tmp, target, meta):
+            os.makedirs(d)
+        index = open(os.path.join(meta, "files.ndjson"), "ab")
+        t0 = time.perf_counter()
+        for i, data in enumerate(contents):
+            digest = hashlib.sha256(data).hexdigest()
+            name = "f{}.bin".format(i)
+            t = os.path.join(tmp, uuid.uuid4().hex)
+            with open(t, "wb") as f:
+                f.write(data)
+                if sync:
+                    os.fsync(f.fileno())
+            stored = "f{}_{}.bin".format(i, uuid.uuid4())
+            os.rename(t, os.path.join(target, stored))
+            if sync:
+                fsync_dir(target)
+            index.write(json.dumps({"hash": digest, "original_name": name,
+                                    "stored_path": "files/bench/" + stored, "size": len(data),
+                                    "uploaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                 time.gmtime())},
+                                   separators=(",", ":")).encode() + b"\n")
+            index.flush()
+            if sync:
+                os.fdatasync(index.fileno())
+        secs = time.perf_counter() - t0
+        index.close()
+        assert len(os.listdir(target)) == len(contents)
+        return len(contents), secs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=["sql", "nosql", "files"], default="sql")
     ap.add_argument("--batches", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--file-size", type=int, default=4096)
     ap.add_argument("--durability", choices=["fsync", "none", "both"], default="both")
+    ap.add_argument("--root", default=None, help="parent of the scratch directories")
+    ap.add_argument("--json", action="store_true", help="print one JSON line per run")
     args = ap.parse_args()
     n = args.batch_size
-    bodies = [
-        json.dumps({"namespace": "bench", "documents": [doc(i) for i in range(b * n, (b + 1) * n)]},
-                   separators=(",", ":")).encode()
-        for b in range(args.batches)
-    ]
     modes = ["fsync", "none"] if args.durability == "both" else [args.durability]
-    print("python {} sqlite {}".format(
-        ".".join(map(str, __import__("sys").version_info[:3])), sqlite3.sqlite_version))
+    if not args.json:
+        print("python {} sqlite {}".format(
+            ".".join(map(str, __import__("sys").version_info[:3])), sqlite3.sqlite_version))
+    if args.mode == "files":
+        # Distinct contents, generated before the clock starts.
+        contents = [os.urandom(args.file_size) for _ in range(args.files)]
+        what = "files"
+    else:
+        extra = {"comment": "nosql"} if args.mode == "nosql" else {}
+        bodies = [
+            json.dumps(dict({"namespace": "bench",
+                             "documents": [doc(i) for i in range(b * n, (b + 1) * n)]}, **extra),
+                       separators=(",", ":")).encode()
+            for b in range(args.batches)
+        ]
+        what = "documents"
     for mode in modes:
-        total, secs = run(bodies, mode)
-        print("python sqlite3 ingest durability={}: {} documents in {} batches of {}: "
-              "{:.3f} s, {:.0f} documents/s".format(mode, total, args.batches, n, secs, total / secs))
+        if args.mode == "sql":
+            total, secs = run(bodies, mode, args.root)
+        elif args.mode == "nosql":
+            total, secs = run_nosql(bodies, mode, args.root)
+        else:
+            total, secs = run_files(contents, mode, args.root)
+        if args.json:
+            print(json.dumps({"mode": args.mode, "durability": mode, "items": total,
+                              "seconds": secs, "per_second": total / secs}))
+        else:
+            print("python {} ingest durability={}: {} {} in {:.3f} s, {:.0f} {}/s".format(
+                args.mode, mode, total, what, secs, total / secs, what))
 
 
 if __name__ == "__main__":

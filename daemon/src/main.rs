@@ -177,12 +177,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
         ..Settings::default()
     };
     // The audit log's and the ingest engine's threads (every file append, fsync and
-    // SQLite statement of theirs runs there, never on a worker).
+    // SQLite statement of theirs runs there, never on a worker). Neither stops the start
+    // when its files cannot be opened (a full disk): their calls fail until they can.
     let views = api::audit_views(cfg.apis.as_deref());
     let audit = match Audit::start(&cfg.data, store.durability(), views) {
         Ok(a) => a,
         Err(e) => {
-            tracing::error!(data = %cfg.data.display(), "cannot start the audit log: {e}");
+            tracing::error!("cannot start the audit thread: {e}");
             return ExitCode::from(2);
         }
     };
@@ -190,7 +191,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     {
         Ok(i) => i,
         Err(e) => {
-            tracing::error!(data = %cfg.data.display(), "cannot open the datasets: {e}");
+            tracing::error!("cannot start the ingest thread: {e}");
             return ExitCode::from(2);
         }
     };

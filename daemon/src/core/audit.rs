@@ -304,16 +304,11 @@ fn stopped() -> CoreError {
 }
 
 impl Audit {
-    /// Starts the audit thread over data directory `data_dir` (creates `audit/`), with
-    /// the views every record is offered to.
+    /// Starts the audit thread over data directory `data_dir`, with the views every
+    /// record is offered to. Directories are created as records need them, so a full
+    /// disk at start does not stop the daemon (records fail until there is space).
+    /// Fails only when the thread cannot be started.
     pub fn start(data_dir: &Path, durability: Durability, views: Vec<View>) -> io::Result<Audit> {
-        let dir = data_dir.join(AUDIT_DIR);
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir)?;
-            if durability == Durability::Fsync {
-                fsync_dir(data_dir)?;
-            }
-        }
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(Stats::default());
         let mut writer = Writer {

@@ -23,6 +23,11 @@
 //! signed-in caller (or `--anonymous read|write`); ingesting needs one that may create
 //! objects (a signed-in caller, or `--anonymous write`).
 //!
+//! Start-up: the engine is opened on the thread at start; when that fails (a full disk
+//! cannot even open SQLite's WAL, a damaged database), the daemon still starts and
+//! serves everything else, the failure is logged, and every dataset call tries to open
+//! the engine again (answering the error while it cannot), so freeing space is enough.
+//!
 //! Limits: the queue holds at most [`QUEUE`] jobs (beyond: 503 `busy`), so a flood of
 //! ingestions cannot queue bodies without bound. The thread runs one job at a time, so
 //! a slow query (bounded by [`QUERY_TIMEOUT`]) delays ingestions behind it.
@@ -61,7 +66,7 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest batch or schema file served whole from memory.
 pub const MAX_DATASET_FILE: u64 = 64 << 20;
 
-type Job = Box<dyn FnOnce(&mut Ingestor) + Send + 'static>;
+type Job = Box<dyn FnOnce(Result<&mut Ingestor, IngestError>) + Send + 'static>;
 
 /// The handle to the ingest thread: cheap to clone, `Send + Sync`. Dropping the last
 /// handle lets the thread finish its queue and stop.
@@ -106,24 +111,49 @@ fn stopped() -> IngestError {
 }
 
 impl IngestService {
-    /// Opens the engine over data directory `root` (see [`Ingestor::open`]) and starts
-    /// its thread.
+    /// Starts the ingest thread, which opens the engine over data directory `root` (see
+    /// [`Ingestor::open`]; a failure is logged and retried at each call). Fails only when
+    /// the thread cannot be started.
     pub fn start(
         root: &Path,
         durability: Durability,
         limits: Limits,
     ) -> Result<IngestService, IngestError> {
-        let mut ingestor = Ingestor::open(root, durability, limits.clone())?;
+        let open = {
+            let (root, limits) = (root.to_path_buf(), limits.clone());
+            move || {
+                Ingestor::open(&root, durability, limits.clone()).inspect_err(|e| {
+                    tracing::error!(
+                        data = %root.display(),
+                        "cannot open the datasets (JSON ingestion and dataset reads fail until \
+                         this is fixed; everything else is served): {e}"
+                    )
+                })
+            }
+        };
         let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("ringbox-ingest".into())
             .spawn(move || {
                 tracing::debug!("ingest thread started");
+                let mut engine = open().ok();
                 while let Ok(job) = rx.recv() {
+                    if engine.is_none() {
+                        match open() {
+                            Ok(ing) => engine = Some(ing),
+                            Err(e) => {
+                                job(Err(e));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(ing) = engine.as_mut() else {
+                        continue;
+                    };
                     // A panic (a bug) fails this job only: its reply sender is dropped,
                     // so the caller gets an error, and an open SQLite transaction is
                     // rolled back as it is dropped.
-                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut ingestor))).is_err() {
+                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(ing)))).is_err() {
                         crate::metrics::get().panic("ingest");
                         tracing::error!("an ingest job panicked; it failed, the engine goes on");
                     }
@@ -155,7 +185,7 @@ impl IngestService {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ing| {
-            let _ = tx.send(f(ing));
+            let _ = tx.send(ing.and_then(f));
         });
         let queued = match &self.inner.tx {
             None => Err(CoreError::from(stopped())),
@@ -490,6 +520,21 @@ impl Local {
 mod tests {
     use super::*;
     use crate::core::test_support::{admin, with_services};
+
+    #[test]
+    fn an_engine_that_cannot_open_fails_its_calls_not_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, b"x").unwrap();
+        let svc = IngestService::start(&not_a_dir, Durability::None, Limits::default()).unwrap();
+        let r = crate::core::test_support::block_on(svc.call(|ing| ing.datasets().list_datasets()));
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Internal);
+        // Once the directory is usable, the next call opens the engine.
+        std::fs::remove_file(&not_a_dir).unwrap();
+        std::fs::create_dir(&not_a_dir).unwrap();
+        let r = crate::core::test_support::block_on(svc.call(|ing| ing.datasets().list_datasets()));
+        assert!(r.unwrap().is_empty());
+    }
 
     #[test]
     fn dataset_file_names() {
