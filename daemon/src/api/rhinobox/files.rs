@@ -28,8 +28,9 @@ use crate::util::query::Query;
 
 /// Most records one search answers.
 const MAX_RESULTS: usize = 1000;
-/// Most listing pages one search reads (each scans at most 10,000 index entries).
-const MAX_PAGES: usize = 50;
+/// Most listing pages one search reads. Each scans at most 10,000 index entries on the
+/// worker, so a search looks at the first 100,000 RhinoBox files (by name) at most.
+const MAX_PAGES: usize = 10;
 
 fn traversal() -> ApiError {
     ApiError::bad_request("invalid path: path traversal detected")
@@ -192,7 +193,8 @@ fn matches_filters(rec: &ObjectRecord, kind: Option<&str>, cat: Option<&str>) ->
 }
 
 /// `GET /files/search?name=&type=&category=`: the RhinoBox files whose current name
-/// contains `name` (case-insensitive), at most 1000, as a JSON array of records.
+/// contains `name` (case-insensitive), at most 1000 (among the first 100,000 files in
+/// name order), as a JSON array of records.
 /// `type` keeps those whose category or MIME type starts with it (`images`, `video`,
 /// `files`); `category` those whose category contains it.
 pub async fn search(ctx: Ctx<'_>) -> HandlerResult {

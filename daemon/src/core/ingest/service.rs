@@ -63,6 +63,8 @@ use crate::util::hex;
 pub const QUEUE: usize = 256;
 /// How long a dataset query may run.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes of documents one NoSQL rows page carries (at least one document).
+pub const MAX_NOSQL_PAGE_BYTES: usize = 4 << 20;
 /// Largest batch or schema file served whole from memory.
 pub const MAX_DATASET_FILE: u64 = 64 << 20;
 
@@ -417,11 +419,13 @@ impl Local {
                     .map(|c| c.parse::<u64>().map_err(|_| bad_cursor()))
                     .transpose()?
                     .unwrap_or(0);
+                // Read and parsed on the worker: a page stays small (LMDB reads are
+                // short; parsing a few MiB of JSON is about a millisecond per MiB).
                 let page = self.store.documents_page(
                     &dataset.namespace,
                     after,
                     limit,
-                    limits.max_result_bytes,
+                    limits.max_result_bytes.min(MAX_NOSQL_PAGE_BYTES),
                 )?;
                 let rows = page
                     .documents
