@@ -301,6 +301,7 @@ fn offline(data: &Path, op: Op) -> Result<Value, String> {
     let store = Store::open(StoreConfig::new(PathBuf::from(data)))
         .map_err(|e| format!("cannot open the data directory {}: {e}", data.display()))?;
     let accounts = crate::open_accounts_in(data, std::time::Duration::from_secs(3600))?;
+    let store_durability = store.durability();
     let pool = BlockingPool::new(1, 16).map_err(|e| e.to_string())?;
     let core = Arc::new(crate::core::Core::new(
         store,
@@ -309,6 +310,14 @@ fn offline(data: &Path, op: Op) -> Result<Value, String> {
         accounts,
         Arc::new(crate::core::events::EventHub::default()),
         Arc::new(crate::core::webhooks::Webhooks::new(Default::default())),
+        crate::core::Audit::start(data, store_durability, Vec::new())
+            .map_err(|e| format!("cannot start the audit log: {e}"))?,
+        crate::core::IngestService::start(
+            data,
+            store_durability,
+            crate::core::ingest::Limits::default(),
+        )
+        .map_err(|e| format!("cannot start the ingest engine: {e}"))?,
     ));
     let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()

@@ -3,6 +3,12 @@
 //! once at start. The rest of the daemon only ever sees a finished [`Config`].
 //!
 //! Every limit is a setting with a safe default, written beside the attack it stops.
+//!
+//! RhinoBox's three environment variables are read too, as fallbacks below the
+//! `RINGBOX_*` ones (so a RhinoBox deployment's environment works unchanged):
+//! `RHINOBOX_ADDR` (`:8090` = all interfaces) for `--listen`, `RHINOBOX_DATA_DIR` for
+//! `--data`, and `RHINOBOX_MAX_UPLOAD_MB` (mebibytes per request) for `--max-body`,
+//! because RhinoBox applies it to a whole request, not to each file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -135,6 +141,9 @@ pub struct ServeArgs {
     /// Bytes queued for one WebSocket client before it is closed as too slow (1008).
     #[arg(long, env = "RINGBOX_WS_MAX_QUEUED")]
     pub ws_max_queued: Option<String>,
+    /// Largest JSON body of a dataset ingestion (`/ingest/json`, `/v1/ingest`), e.g. 8MiB.
+    #[arg(long, env = "RINGBOX_MAX_JSON_BODY")]
+    pub max_json_body: Option<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -171,6 +180,7 @@ struct FileConfig {
     webhook_allow_private: Option<bool>,
     webhook_give_up: Option<toml::Value>,
     ws_max_queued: Option<toml::Value>,
+    max_json_body: Option<toml::Value>,
 }
 
 /// The validated configuration the server runs with.
@@ -225,6 +235,8 @@ pub struct Config {
     pub webhook_give_up: Duration,
     /// Bounds the memory one slow WebSocket client holds.
     pub ws_max_queued: u64,
+    /// Bounds the memory one ingestion body takes (it is parsed whole).
+    pub max_json_body: u64,
 }
 
 impl Default for Config {
@@ -260,7 +272,66 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_give_up: Duration::from_secs(24 * 3600),
             ws_max_queued: 1 << 20,
+            max_json_body: crate::core::DEFAULT_MAX_JSON_BODY,
         }
+    }
+}
+
+/// RhinoBox's environment variables (see the module docs), as read at start.
+#[derive(Debug, Default, Clone)]
+pub struct RhinoboxEnv {
+    /// `RHINOBOX_ADDR`, e.g. `:8090` or `127.0.0.1:8090`.
+    pub addr: Option<String>,
+    /// `RHINOBOX_DATA_DIR`.
+    pub data_dir: Option<String>,
+    /// `RHINOBOX_MAX_UPLOAD_MB`.
+    pub max_upload_mb: Option<String>,
+}
+
+impl RhinoboxEnv {
+    pub fn from_env() -> RhinoboxEnv {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        RhinoboxEnv {
+            addr: var("RHINOBOX_ADDR"),
+            data_dir: var("RHINOBOX_DATA_DIR"),
+            max_upload_mb: var("RHINOBOX_MAX_UPLOAD_MB"),
+        }
+    }
+
+    fn listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(raw) = self.addr.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let bad = || {
+            ConfigError(format!(
+                "RHINOBOX_ADDR `{raw}` is not an address; use :PORT, IP:PORT or localhost:PORT"
+            ))
+        };
+        // Go's `:8090` listens on every interface.
+        let addr = if let Some(port) = raw.strip_prefix(':') {
+            format!("0.0.0.0:{port}")
+        } else if let Some(port) = raw.strip_prefix("localhost:") {
+            format!("127.0.0.1:{port}")
+        } else {
+            raw.to_string()
+        };
+        addr.parse().map(Some).map_err(|_| bad())
+    }
+
+    fn max_body(&self) -> Result<Option<u64>, ConfigError> {
+        let Some(raw) = self.max_upload_mb.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        raw.parse::<u64>()
+            .ok()
+            .filter(|&mb| mb > 0)
+            .and_then(|mb| mb.checked_mul(1 << 20))
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "RHINOBOX_MAX_UPLOAD_MB `{raw}` must be a positive whole number of megabytes"
+                ))
+            })
     }
 }
 
@@ -270,8 +341,14 @@ impl Default for Config {
 pub struct ConfigError(String);
 
 impl Config {
-    /// Merge flags/env (already merged by clap) over the TOML file over defaults.
+    /// Merge flags/env (already merged by clap) over RhinoBox's variables over the TOML
+    /// file over defaults.
     pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        Config::load_with(args, &RhinoboxEnv::from_env())
+    }
+
+    /// [`Config::load`] with RhinoBox's variables given.
+    pub fn load_with(args: &ServeArgs, rhino: &RhinoboxEnv) -> Result<Config, ConfigError> {
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -294,13 +371,26 @@ impl Config {
                 parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}")))
             })
         };
+        let rhino_data = rhino.data_dir.as_ref().map(PathBuf::from);
         let cfg = Config {
-            listen: args.listen.or(file.listen).unwrap_or(d.listen),
-            data: args.data.clone().or(file.data).unwrap_or(d.data),
+            listen: args
+                .listen
+                .or(rhino.listen()?)
+                .or(file.listen)
+                .unwrap_or(d.listen),
+            data: args
+                .data
+                .clone()
+                .or(rhino_data)
+                .or(file.data)
+                .unwrap_or(d.data),
             workers: args.workers.or(file.workers).unwrap_or(d.workers),
             anonymous: args.anonymous.or(file.anonymous).unwrap_or(d.anonymous),
             durability: args.durability.or(file.durability).unwrap_or(d.durability),
-            max_body: size(&args.max_body, &file.max_body, "max_body", d.max_body)?,
+            max_body: match (&args.max_body, rhino.max_body()?) {
+                (None, Some(rhino_max)) => rhino_max,
+                _ => size(&args.max_body, &file.max_body, "max_body", d.max_body)?,
+            },
             max_head: size(
                 &args.max_head,
                 &file.max_head,
@@ -431,6 +521,12 @@ impl Config {
                     ConfigError("webhook_give_up: use a duration like 24h, 30m or seconds".into())
                 })?,
             },
+            max_json_body: size(
+                &args.max_json_body,
+                &file.max_json_body,
+                "max_json_body",
+                d.max_json_body,
+            )?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -470,6 +566,9 @@ impl Config {
         }
         if self.access_token_ttl < Duration::from_secs(60) {
             return bad("access_token_ttl must be at least 1m");
+        }
+        if self.max_json_body < 1024 || self.max_json_body > 1 << 30 {
+            return bad("max_json_body must be between 1KiB and 1GiB");
         }
         let known = crate::api::names();
         for name in self
@@ -671,6 +770,49 @@ mod tests {
         assert_eq!(cfg.max_body, 1 << 20);
         assert_eq!(cfg.workers, 2, "the flag wins over the file");
         assert_eq!(cfg.idle_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rhinobox_variables_are_fallbacks() {
+        let rhino = RhinoboxEnv {
+            addr: Some(":8091".into()),
+            data_dir: Some("/var/rhinobox/data".into()),
+            max_upload_mb: Some("1024".into()),
+        };
+        let cfg = Config::load_with(&ServeArgs::default(), &rhino).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:8091".parse().unwrap());
+        assert_eq!(cfg.data, PathBuf::from("/var/rhinobox/data"));
+        assert_eq!(cfg.max_body, 1024 << 20);
+        // RINGBOX_* values (flags, and env through clap) win.
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            data: Some("d".into()),
+            max_body: Some("1MiB".into()),
+            ..ServeArgs::default()
+        };
+        let cfg = Config::load_with(&args, &rhino).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(cfg.data, PathBuf::from("d"));
+        assert_eq!(cfg.max_body, 1 << 20);
+        let local = RhinoboxEnv {
+            addr: Some("localhost:8092".into()),
+            ..RhinoboxEnv::default()
+        };
+        let cfg = Config::load_with(&ServeArgs::default(), &local).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:8092".parse().unwrap());
+        for (addr, mb) in [
+            (Some("nowhere"), None),
+            (None, Some("-3")),
+            (None, Some("0")),
+        ] {
+            let bad = RhinoboxEnv {
+                addr: addr.map(Into::into),
+                max_upload_mb: mb.map(Into::into),
+                ..RhinoboxEnv::default()
+            };
+            let e = Config::load_with(&ServeArgs::default(), &bad).unwrap_err();
+            assert!(e.to_string().contains("RHINOBOX_"), "{e}");
+        }
     }
 
     #[test]

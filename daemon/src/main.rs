@@ -23,8 +23,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
 use crate::core::identity::Accounts;
+use crate::core::ingest::Limits as IngestLimits;
 use crate::core::pool::BlockingPool;
-use crate::core::{Anonymous, Core, Policy, Settings};
+use crate::core::{Anonymous, Audit, Core, IngestService, Policy, Settings};
 use crate::http::cors::Cors;
 use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};
@@ -217,8 +218,29 @@ fn serve(args: &ServeArgs) -> ExitCode {
         max_file_size: cfg.max_file_size,
         default_quota: cfg.user_quota,
         ws_max_queued: cfg.ws_max_queued.clamp(4096, 1 << 30) as usize,
+        max_json_body: cfg.max_json_body,
         ..Settings::default()
     };
+    // The audit log's and the ingest engine's threads (every file append, fsync and
+    // SQLite statement of theirs runs there, never on a worker). Neither stops the start
+    // when its files cannot be opened (a full disk): their calls fail until they can.
+    let views = api::audit_views(cfg.apis.as_deref());
+    let audit = match Audit::start(&cfg.data, store.durability(), views) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot start the audit thread: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ingest = match IngestService::start(&cfg.data, store.durability(), IngestLimits::default())
+    {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!("cannot start the ingest thread: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
     let accounts = match open_accounts(&cfg) {
         Ok(a) => a,
         Err(e) => {
@@ -226,7 +248,9 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let core = Arc::new(Core::new(store, settings, pool, accounts, events, webhooks));
+    let core = Arc::new(Core::new(
+        store, settings, pool, accounts, events, webhooks, audit, ingest,
+    ));
     if let Err(e) = crate::core::webhooks::start(core.clone()) {
         tracing::error!("cannot start webhook deliveries: {e}");
         return ExitCode::from(1);

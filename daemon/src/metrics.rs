@@ -16,7 +16,7 @@ const STATUSES: &[u16] = &[
 ];
 
 /// Where a caught panic happened.
-const PANIC_SITES: &[&str] = &["handler", "connection", "pool", "writer"];
+const PANIC_SITES: &[&str] = &["handler", "connection", "pool", "writer", "ingest"];
 
 /// All counters.
 #[derive(Debug)]

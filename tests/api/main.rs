@@ -20,6 +20,7 @@ mod health;
 mod lifecycle;
 mod listing;
 mod objects;
+mod rhinobox;
 mod robustness;
 mod storage;
 mod uploads;

@@ -181,9 +181,11 @@ impl Daemon {
             .arg("--data")
             .arg(&self.data)
             .args(&self.args);
-        // The daemon reads RINGBOX_* variables; keep the developer's environment out.
+        // The daemon reads RINGBOX_* (and RhinoBox's RHINOBOX_*) variables; keep the
+        // developer's environment out.
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("RINGBOX_") {
+            let k_str = k.to_string_lossy();
+            if k_str.starts_with("RINGBOX_") || k_str.starts_with("RHINOBOX_") {
                 cmd.env_remove(&k);
             }
         }
@@ -530,7 +532,8 @@ pub fn run_cli(args: &[&str], timeout: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("RINGBOX_") {
+        let k_str = k.to_string_lossy();
+        if k_str.starts_with("RINGBOX_") || k_str.starts_with("RHINOBOX_") {
             cmd.env_remove(&k);
         }
     }

@@ -6,12 +6,14 @@
 //! | --- | --- | --- |
 //! | native `/v1` | [`native`] | `/` |
 //! | the change feed `/v1/events` | [`events`] | `/` |
+//! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
 //!
 //! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
 //! schemes and error renderer), list it in [`catalogue`], and document it in the README.
 
 pub mod events;
 pub mod native;
+pub mod rhinobox;
 
 use crate::http::errors::ApiError;
 use crate::http::router::Mount;
@@ -19,7 +21,18 @@ use crate::store::ObjectId;
 
 /// Every API this build has, by name, with its default mount.
 pub fn catalogue() -> Vec<Mount> {
-    vec![native::mount(), events::mount()]
+    vec![native::mount(), events::mount(), rhinobox::mount()]
+}
+
+/// The audit views of the enabled APIs (`enabled` as for [`mounts`]): files an API
+/// promises that are views of the audit records (RhinoBox's delete and rename logs).
+pub fn audit_views(enabled: Option<&[String]>) -> Vec<crate::core::audit::View> {
+    let on = |name: &str| enabled.is_none_or(|list| list.iter().any(|n| n == name));
+    let mut views = Vec::new();
+    if on("rhinobox") {
+        views.extend(rhinobox::audit_views());
+    }
+    views
 }
 
 /// The names of the APIs this build has.

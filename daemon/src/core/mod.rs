@@ -14,6 +14,7 @@
 //!   are never borrowed across an `.await`.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod blob_cache;
 pub mod broadcast;
@@ -22,6 +23,10 @@ pub mod error;
 pub mod events;
 pub mod hot_cache;
 pub mod identity;
+// The JSON ingest engine (RhinoBox's `/ingest/json`, the native datasets); parts of
+// its API (analysis details, hints) are used by its own tests only.
+#[allow(dead_code)]
+pub mod ingest;
 pub mod naming;
 pub mod objects;
 pub mod pool;
@@ -42,12 +47,17 @@ use ringbox_protocol::Limits;
 use crate::store::Store;
 
 pub use access::{Anonymous, Caller, Policy};
+pub use audit::Audit;
 pub use error::{CoreError, ErrorKind};
+pub use ingest::IngestService;
 
 use blob_cache::BlobCache;
 use hot_cache::HotCache;
 use identity::{Accounts, CredentialCache};
 use pool::BlockingPool;
+
+/// The default `--max-json-body`: a batch of 10,000 small documents fits.
+pub const DEFAULT_MAX_JSON_BODY: u64 = 8 << 20;
 
 /// Settings of the core services (a validated subset of the configuration).
 #[derive(Clone, Debug)]
@@ -64,6 +74,8 @@ pub struct Settings {
     pub list_text_preview: usize,
     /// Bytes queued for one WebSocket client before it is cut off as too slow.
     pub ws_max_queued: usize,
+    /// Largest JSON body of a dataset ingestion (`--max-json-body`).
+    pub max_json_body: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +87,7 @@ impl Default for Settings {
             default_quota: None,
             list_text_preview: 256,
             ws_max_queued: 1 << 20,
+            max_json_body: DEFAULT_MAX_JSON_BODY,
         }
     }
 }
@@ -91,9 +104,14 @@ pub struct Core {
     pub events: Arc<events::EventHub>,
     /// Webhook deliveries (the event sink wakes them).
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// The audit log (deletes, renames, metadata changes; see `audit.rs`).
+    pub audit: Audit,
+    /// The JSON ingest engine's thread (datasets; see `ingest/service.rs`).
+    pub ingest: IngestService,
 }
 
 impl Core {
+    #[allow(clippy::too_many_arguments)] // the composition root hands over every part
     pub fn new(
         store: Store,
         settings: Settings,
@@ -101,6 +119,8 @@ impl Core {
         accounts: Accounts,
         events: Arc<events::EventHub>,
         webhooks: Arc<webhooks::Webhooks>,
+        audit: Audit,
+        ingest: IngestService,
     ) -> Core {
         Core {
             store,
@@ -109,6 +129,8 @@ impl Core {
             accounts,
             events,
             webhooks,
+            audit,
+            ingest,
         }
     }
 

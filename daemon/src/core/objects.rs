@@ -1,10 +1,19 @@
-//! Object records: get (by id or by namespace and name), list with a filter spec,
-//! patch (rename, move, tags, metadata), delete. Access is decided here: a caller who
-//! may not read an object is told it does not exist.
+//! Object records: get (by id, by namespace and name, or by alias), list with a filter
+//! spec, patch (rename, move, tags, metadata), delete. Access is decided here: a caller
+//! who may not read an object is told it does not exist.
+//!
+//! Every committed delete, rename, move, retag and metadata change writes an audit
+//! record (`audit.rs`): `object.deleted`, `object.renamed` (with `old_name`),
+//! `object.moved`, `object.tagged`, `object.metadata`, with the object's aliases in
+//! `details` (a delete also keeps its `mime_type`, `size` and `metadata`: what was
+//! lost). By default the record is queued
+//! ([`Audit::record_nowait`](super::audit::Audit::record_nowait)); an API that promises
+//! its log before answering passes [`AuditOptions`] with `durable`.
 
 use serde_json::{Map, Value};
 
 use super::access::Caller;
+use super::audit::AuditRecord;
 use super::error::{CoreError, CoreResult};
 use super::naming;
 use super::Local;
@@ -62,6 +71,26 @@ pub struct Change {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// A change to an object's record with the whole range of metadata changes (merge,
+/// replace, remove), as [`Local::update_object`] takes it.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<MetadataChange>,
+}
+
+/// How the audit records of a change are written.
+#[derive(Clone, Debug, Default)]
+pub struct AuditOptions {
+    /// Wait until the records are on disk before the change is reported done (with
+    /// fsync durability).
+    pub durable: bool,
+    /// Merged into each record's `details`.
+    pub details: Option<Map<String, Value>>,
+}
+
 fn mime_matches(filter: &str, mime: &str) -> bool {
     let base = mime.split(';').next().unwrap_or("").trim();
     match filter
@@ -103,6 +132,19 @@ impl Local {
     /// `GET` of an object's record.
     pub fn get_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
         self.object_for_read(caller, id)
+    }
+
+    /// The object holding `alias` ("scheme:value") if `caller` may read it; else
+    /// `NotFound`.
+    pub fn object_by_alias(&self, caller: &Caller, alias: &str) -> CoreResult<ObjectRecord> {
+        let rec = self
+            .store
+            .get_by_alias(alias)?
+            .ok_or_else(|| CoreError::not_found("the object"))?;
+        if !self.settings.policy.may_read(caller, &rec) {
+            return Err(CoreError::not_found("the object"));
+        }
+        Ok(rec)
     }
 
     /// One page of the objects `caller` may see.
@@ -156,35 +198,110 @@ impl Local {
         id: ObjectId,
         change: Change,
     ) -> CoreResult<ObjectRecord> {
-        self.object_for_write(caller, id)?;
+        let update = Update {
+            name: change.name,
+            namespace: change.namespace,
+            tags: change.tags,
+            metadata: change.metadata.map(MetadataChange::Merge),
+        };
+        self.update_object(caller, id, update, AuditOptions::default())
+            .await
+    }
+
+    /// Rename, move, retag, or merge, replace or remove metadata, with the audit
+    /// records written as `audit` says.
+    pub async fn update_object(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        update: Update,
+        audit: AuditOptions,
+    ) -> CoreResult<ObjectRecord> {
+        let before = self.object_for_write(caller, id)?;
+        let metadata = match update.metadata {
+            None => None,
+            Some(MetadataChange::Merge(m)) => {
+                Some(MetadataChange::Merge(naming::metadata(Value::Object(m))?))
+            }
+            Some(MetadataChange::Replace(m)) => {
+                Some(MetadataChange::Replace(naming::metadata(Value::Object(m))?))
+            }
+            Some(MetadataChange::Remove(keys)) => {
+                if keys.len() > 1000 {
+                    return Err(CoreError::invalid_field(
+                        "metadata",
+                        "at most 1000 metadata keys may be removed at once",
+                    ));
+                }
+                Some(MetadataChange::Remove(keys))
+            }
+        };
+        let metadata_kind = metadata.as_ref().map(|m| match m {
+            MetadataChange::Merge(m) => ("merge", m.keys().cloned().collect::<Vec<_>>()),
+            MetadataChange::Replace(m) => ("replace", m.keys().cloned().collect()),
+            MetadataChange::Remove(k) => ("remove", k.clone()),
+        });
         let patch = ObjectPatch {
-            name: change.name.as_deref().map(naming::name).transpose()?,
-            namespace: change
+            name: update.name.as_deref().map(naming::name).transpose()?,
+            namespace: update
                 .namespace
                 .as_deref()
                 .map(naming::namespace)
                 .transpose()?,
-            tags: change.tags.map(naming::tags).transpose()?,
-            metadata: change
-                .metadata
-                .map(|m| naming::metadata(Value::Object(m)))
-                .transpose()?
-                .map(MetadataChange::Merge),
+            tags: update.tags.map(naming::tags).transpose()?,
+            metadata,
             ..ObjectPatch::default()
         };
-        self.commit_object_as(
-            caller,
-            Command::Patch {
-                id,
-                patch,
-                now_ms: now_ms(),
-            },
-        )
-        .await
+        let after = self
+            .commit_object_as(
+                caller,
+                Command::Patch {
+                    id,
+                    patch,
+                    now_ms: now_ms(),
+                },
+            )
+            .await?;
+        let mut records = Vec::new();
+        if after.name != before.name {
+            let mut r = AuditRecord::object("object.renamed", caller, &after);
+            r.old_name = Some(before.name.clone());
+            records.push(r);
+        }
+        if after.namespace != before.namespace {
+            let mut r = AuditRecord::object("object.moved", caller, &after);
+            r.set_detail("old_namespace", Value::String(before.namespace.clone()));
+            records.push(r);
+        }
+        if after.tags != before.tags {
+            let mut r = AuditRecord::object("object.tagged", caller, &after);
+            r.set_detail("tags", serde_json::json!(after.tags));
+            records.push(r);
+        }
+        if let Some((change, keys)) = metadata_kind {
+            let mut r = AuditRecord::object("object.metadata", caller, &after);
+            r.set_detail("change", Value::from(change));
+            r.set_detail("keys", serde_json::json!(keys));
+            records.push(r);
+        }
+        self.write_audit(records, &audit).await?;
+        Ok(after)
     }
 
     /// Delete an object (its blob goes when nothing else references it).
     pub async fn delete_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
+        self.delete_object_audited(caller, id, AuditOptions::default())
+            .await
+    }
+
+    /// [`Local::delete_object`] with the audit record written as `audit` says. A blob
+    /// file that is already gone is no obstacle: the record goes (metadata-only).
+    pub async fn delete_object_audited(
+        &self,
+        caller: &Caller,
+        id: ObjectId,
+        audit: AuditOptions,
+    ) -> CoreResult<ObjectRecord> {
         let rec = self.object_for_write(caller, id)?;
         match self
             .store
@@ -192,11 +309,45 @@ impl Local {
             .submit_as(Command::Delete { id }, &caller.owner_id())
             .await?
         {
-            Reply::Deleted => Ok(rec),
-            other => Err(CoreError::internal(format!(
-                "unexpected writer reply {other:?}"
-            ))),
+            Reply::Deleted => {}
+            other => {
+                return Err(CoreError::internal(format!(
+                    "unexpected writer reply {other:?}"
+                )))
+            }
         }
+        let mut record = AuditRecord::object("object.deleted", caller, &rec);
+        record.set_detail("mime_type", Value::String(rec.mime_type.clone()));
+        record.set_detail("size", Value::from(rec.size));
+        let metadata: Value = serde_json::from_str(&rec.metadata_json).unwrap_or(Value::Null);
+        record.set_detail("metadata", metadata);
+        self.write_audit(vec![record], &audit).await?;
+        Ok(rec)
+    }
+
+    /// Writes audit records of a committed change, with the options' details; waits
+    /// for them when the options say so.
+    async fn write_audit(&self, records: Vec<AuditRecord>, opts: &AuditOptions) -> CoreResult<()> {
+        let mut waits = Vec::new();
+        for mut r in records {
+            for (k, v) in opts.details.iter().flatten() {
+                r.set_detail(k, v.clone());
+            }
+            if opts.durable {
+                waits.push(self.audit.record(r));
+            } else {
+                self.audit.record_nowait(r);
+            }
+        }
+        for w in waits {
+            w.await.map_err(|e| {
+                CoreError::internal(format!(
+                    "the change was committed, but its audit record could not be written: {}",
+                    e.message
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -86,6 +86,11 @@ where
     .unwrap();
     let pool = BlockingPool::new(2, 64).unwrap();
     let hooks = Arc::new(super::webhooks::Webhooks::new(Default::default()));
+    let data = store.data_dir().to_path_buf();
+    let audit = super::Audit::start(&data, Durability::None, Vec::new()).unwrap();
+    let ingest =
+        super::IngestService::start(&data, Durability::None, super::ingest::Limits::default())
+            .unwrap();
     let core = Arc::new(Core::new(
         store,
         settings,
@@ -93,6 +98,8 @@ where
         test_accounts(),
         hub,
         hooks,
+        audit,
+        ingest,
     ));
     block_on(f(Local::new(core)));
 }

@@ -50,6 +50,29 @@ pub struct NewObject {
     pub unique_name: bool,
 }
 
+/// A file to store unless an object already holds `key`, an alias that names its
+/// content (RhinoBox's hash addressing: `rhino:<sha256>`): see
+/// [`Local::create_files_keyed`].
+#[derive(Debug)]
+pub struct KeyedFile {
+    pub new: NewObject,
+    pub blob: TempBlob,
+    /// The client's `Content-Type` for the bytes, if any.
+    pub claimed_type: Option<String>,
+    /// The alias naming the content; a created object gets it.
+    pub key: String,
+    /// Further aliases a created object gets (`path:<stored path>`).
+    pub aliases: Vec<String>,
+}
+
+/// The object of a [`KeyedFile`]: the one created, or the one that already held the
+/// key (`existed`; the upload was dropped).
+#[derive(Debug, Clone)]
+pub struct Keyed {
+    pub record: ObjectRecord,
+    pub existed: bool,
+}
+
 /// A fully written, fsynced temp file with its hash and size, not yet committed.
 /// Dropping it removes the file.
 #[derive(Debug)]
@@ -394,6 +417,109 @@ impl Local {
             });
         }
         out
+    }
+
+    /// Files addressed by a content key: each is stored as a new object (with the key
+    /// and its aliases) unless an object already holds the key, which is then returned
+    /// with `existed` (the upload is dropped: one object per key). The creates that
+    /// remain share one group commit; two files with the same key in one call, or in
+    /// concurrent calls, give one object (the writer refuses the second alias, which is
+    /// then looked up). An existing object the caller may not read is a `Conflict`
+    /// (the key space is shared: see the RhinoBox notes in the README).
+    pub async fn create_files_keyed(
+        &self,
+        caller: &Caller,
+        files: Vec<KeyedFile>,
+    ) -> Vec<CoreResult<Keyed>> {
+        if let Err(e) = self.check_create(caller) {
+            return files.iter().map(|_| Err(e.clone())).collect();
+        }
+        // One per file, moved once: boxing the finished result would cost an
+        // allocation for nothing.
+        #[allow(clippy::large_enum_variant)]
+        enum Step<F> {
+            Done(CoreResult<Keyed>),
+            Wait(F, String, u64),
+        }
+        let mut steps = Vec::with_capacity(files.len());
+        for f in files {
+            match self.existing_key(caller, &f.key) {
+                Ok(Some(rec)) => {
+                    steps.push(Step::Done(Ok(Keyed {
+                        record: rec,
+                        existed: true,
+                    })));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    steps.push(Step::Done(Err(e)));
+                    continue;
+                }
+            }
+            let mut rec = match self.new_record(caller, Kind::File, &f.new) {
+                Ok(r) => r,
+                Err(e) => {
+                    steps.push(Step::Done(Err(e)));
+                    continue;
+                }
+            };
+            rec.mime_type = mime::choose(f.claimed_type.as_deref(), &rec.name, &f.blob.head);
+            rec.size = f.blob.size;
+            rec.sha256 = Some(f.blob.sha256);
+            rec.state = State::Stored;
+            rec.aliases = std::iter::once(f.key.clone()).chain(f.aliases).collect();
+            let size = f.blob.size;
+            let cmd = Command::Create {
+                record: rec,
+                blob: Some(f.blob.into_new_blob()),
+                unique_name: f.new.unique_name,
+            };
+            steps.push(Step::Wait(self.store.writer().submit(cmd), f.key, size));
+        }
+        let mut out = Vec::with_capacity(steps.len());
+        for step in steps {
+            out.push(match step {
+                Step::Done(r) => r,
+                Step::Wait(wait, key, size) => match wait.await {
+                    Ok(Reply::Object(record)) => {
+                        count_upload(size);
+                        Ok(Keyed {
+                            record,
+                            existed: false,
+                        })
+                    }
+                    Ok(other) => Err(CoreError::internal(format!(
+                        "unexpected writer reply {other:?}"
+                    ))),
+                    // Lost a race for the key: the winner is the object.
+                    Err(crate::store::StoreError::Conflict(m)) => {
+                        match self.existing_key(caller, &key) {
+                            Ok(Some(record)) => Ok(Keyed {
+                                record,
+                                existed: true,
+                            }),
+                            Ok(None) => Err(CoreError::conflict(m)),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                },
+            });
+        }
+        out
+    }
+
+    /// The object holding content key `key`, if any; `Conflict` when the caller may
+    /// not read it.
+    fn existing_key(&self, caller: &Caller, key: &str) -> CoreResult<Option<ObjectRecord>> {
+        match self.store.get_by_alias(key)? {
+            None => Ok(None),
+            Some(rec) if self.settings.policy.may_read(caller, &rec) => Ok(Some(rec)),
+            Some(_) => Err(CoreError::conflict(
+                "this content is already stored by another user; its hash names their file",
+            )),
+        }
     }
 
     /// A text object, its content kept in the record.

@@ -330,9 +330,12 @@ pub(crate) struct Dbs {
     pub webhooks: Db,
     /// webhook id[16] ++ attempt counter (big-endian u64) -> DeliveryRecord
     pub deliveries: Db,
+    /// namespace \0 seq[8 BE] -> a JSON document (NoSQL datasets; see
+    /// `writer/documents.rs`). Created at open where missing: no migration needed.
+    pub documents: Db,
 }
 
-const DB_NAMES: [&str; 18] = [
+const DB_NAMES: [&str; 19] = [
     "objects",
     "names",
     "blobs",
@@ -351,6 +354,7 @@ const DB_NAMES: [&str; 18] = [
     "events",
     "webhooks",
     "deliveries",
+    "documents",
 ];
 
 impl Dbs {
@@ -380,6 +384,7 @@ impl Dbs {
             events: dbs[15],
             webhooks: dbs[16],
             deliveries: dbs[17],
+            documents: dbs[18],
         })
     }
 }

@@ -1,9 +1,14 @@
 //! The native `/v1` API: objects (files and text items), their content with ranges
-//! and conditionals, blobs by hash, health and metrics. JSON shapes are defined in
-//! `render`; every rule is the core's. Errors are `{"error":{"code","message"}}`.
+//! and conditionals, blobs by hash, datasets (`datasets.rs`), health and metrics. JSON
+//! shapes are defined in `render`; every rule is the core's. Errors are
+//! `{"error":{"code","message"}}`.
+//!
+//! `GET /healthz` answers `{"status":"ok","time":…}`, which is also RhinoBox's health
+//! probe: the RhinoBox mount (at `/` too) has no route of its own for it.
 
 pub mod accounts;
 mod content;
+mod datasets;
 mod debug;
 mod objects;
 mod render;
@@ -90,6 +95,20 @@ pub fn mount() -> Mount {
             User,
             handler!(webhooks::deliveries),
         ),
+        Route::new(Get, "/v1/datasets", Read, handler!(datasets::list)),
+        Route::new(
+            Get,
+            "/v1/datasets/{ns}/rows",
+            Read,
+            handler!(datasets::rows),
+        ),
+        Route::new(
+            Post,
+            "/v1/datasets/{ns}/query",
+            Read,
+            handler!(datasets::query),
+        ),
+        Route::new(Post, "/v1/ingest", Write, handler!(datasets::ingest)),
     ];
     routes.extend(debug::routes());
     Mount {
@@ -102,7 +121,7 @@ pub fn mount() -> Mount {
     }
 }
 
-/// `GET /healthz`
+/// `GET /healthz` (the native and the RhinoBox health probe)
 async fn healthz(_ctx: Ctx<'_>) -> HandlerResult {
     Ok(Response::json(
         200,

@@ -60,6 +60,7 @@
 //! disk), and the HTTP layer bounds connections.
 
 mod events;
+mod documents;
 mod gc;
 mod objects;
 mod owners;
@@ -90,6 +91,8 @@ use crate::util::time::now_ms;
 
 pub use events::EventSettings;
 pub(crate) use events::META_LAST_SEQ;
+#[allow(unused_imports)]
+pub use documents::{DocumentsPage, MAX_DOCUMENTS_PER_COMMAND};
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 pub(crate) use owners::owner_of;
@@ -219,6 +222,12 @@ pub enum Command {
         id: ObjectId,
         progress: WebhookProgress,
     },
+    /// Append JSON documents to a NoSQL dataset (see `documents.rs`). Replies
+    /// `Documents`.
+    PutDocuments {
+        namespace: String,
+        documents: Vec<String>,
+    },
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -267,6 +276,7 @@ impl Command {
             Command::ChangeWebhook { .. } => "change_webhook",
             Command::DeleteWebhook { .. } => "delete_webhook",
             Command::WebhookProgress { .. } => "webhook_progress",
+            Command::PutDocuments { .. } => "put_documents",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -299,6 +309,11 @@ pub enum Reply {
     Session(SessionRecord),
     /// The webhook commands.
     Webhook(WebhookRecord),
+    /// PutDocuments: the sequence numbers given, `first..first + count`.
+    Documents {
+        first: u64,
+        count: u64,
+    },
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -853,6 +868,10 @@ impl Writer {
             Command::ChangeWebhook { id, change } => self.change_webhook(txn, id, change),
             Command::DeleteWebhook { id } => self.delete_webhook(txn, id),
             Command::WebhookProgress { id, progress } => self.webhook_progress(txn, id, progress),
+            Command::PutDocuments {
+                namespace,
+                documents,
+            } => self.put_documents(txn, &namespace, documents),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),
