@@ -236,6 +236,15 @@ fn api_tokens_are_listed_without_secrets_and_revoked_at_once() {
         .delete(&format!("/v1/tokens/{id}"))
         .expect_error(404, "not_found");
     dave.delete(&format!("/v1/tokens/{id}")).expect(204);
+    // Both changes are in the audit log, by dave, naming the token but not its secret.
+    let lines = wait_for_audit(&d, &["token.created", "token.revoked"]);
+    for action in ["token.created", "token.revoked"] {
+        let l = lines.iter().find(|l| l["action"] == action).unwrap();
+        assert_eq!(l["name"], "dave", "{l}");
+        assert_eq!(l["actor"], l["object_id"], "{l}");
+        assert_eq!(l["details"]["token_id"], id, "{l}");
+    }
+    assert!(!lines.iter().any(|l| l.to_string().contains(&secret)));
     for _ in 0..6 {
         bearer(&d, &secret)
             .get("/v1/users/me")
@@ -587,6 +596,48 @@ fn deleting_a_user_revokes_everything_and_removes_their_objects() {
     Client::new(&d)
         .delete("/v1/users/admin")
         .expect_error(409, "conflict");
+    // The audit log names every user and token change, by whom, without secrets.
+    let lines = wait_for_audit(&d, &["user.created", "user.deleted"]);
+    let created = lines
+        .iter()
+        .find(|l| l["action"] == "user.created")
+        .unwrap();
+    assert_eq!(created["object_id"], id.as_str());
+    assert_eq!(created["name"], "leaver");
+    assert_eq!(created["actor"], "admin");
+    assert_eq!(created["details"]["role"], "user");
+    let all = lines.iter().map(|l| l.to_string()).collect::<String>();
+    assert!(!all.contains(&tok), "a token secret in the audit log");
+    assert!(!all.contains("leaver's password"));
+}
+
+/// The daily audit lines once every action in `actions` is there (records are queued
+/// and on disk within about a second).
+fn wait_for_audit(d: &Daemon, actions: &[&str]) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lines = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(d.data_dir().join("audit")) {
+            for e in rd.flatten() {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                lines.extend(
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok()),
+                );
+            }
+        }
+        if actions
+            .iter()
+            .all(|a| lines.iter().any(|l| l["action"] == *a))
+        {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit lines {actions:?} missing from {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@
 use std::time::Duration;
 
 use super::access::Caller;
+use super::audit::AuditRecord;
 use super::auth::credentials::{validate_password, validate_username};
 use super::auth::jwt::{self, Claims};
 use super::error::{CoreError, CoreResult, ErrorKind};
@@ -188,7 +189,11 @@ impl Local {
                 &caller.owner_id(),
             )
             .await?;
-        Ok((expect_user(reply)?, token))
+        let user = expect_user(reply)?;
+        self.audit_user("user.created", caller, &user, |rec| {
+            rec.set_detail("role", user.role.as_str().into());
+        });
+        Ok((user, token))
     }
 
     /// A user `caller` may see, by id or username: themself, or anyone for an admin
@@ -277,6 +282,11 @@ impl Local {
             password_hash = Some(self.hash_password(pw).await?);
         }
         let revokes = update.role.is_some() || password_hash.is_some();
+        // What the audit line names (never the values of secrets).
+        let change_role = update.role.clone();
+        let change_quota = update.quota_bytes.is_some();
+        let change_display = update.display_name.is_some();
+        let change_password = password_hash.is_some();
         let reply = self
             .store
             .writer()
@@ -293,7 +303,25 @@ impl Local {
         if revokes {
             self.revoke_cached_credentials();
         }
-        expect_user(reply)
+        let user = expect_user(reply)?;
+        self.audit_user("user.updated", caller, &user, |rec| {
+            let mut changed = Vec::new();
+            if let Some(role) = &change_role {
+                changed.push("role");
+                rec.set_detail("role", role.as_str().into());
+            }
+            if change_quota {
+                changed.push("quota_bytes");
+            }
+            if change_display {
+                changed.push("display_name");
+            }
+            if change_password {
+                changed.push("password");
+            }
+            rec.set_detail("changed", changed.into());
+        });
+        Ok(user)
     }
 
     /// `DELETE /v1/users/{id}` (admin): every credential of the user stops working at
@@ -319,6 +347,7 @@ impl Local {
             })?;
         self.revoke_cached_credentials();
         let user = expect_user(reply)?;
+        self.audit_user("user.deleted", caller, &user, |_| {});
         let store = self.store.clone();
         let owner = user.id.clone();
         monoio::spawn(async move { delete_objects_of(store, owner).await });
@@ -360,6 +389,10 @@ impl Local {
                 record: token.record.clone(),
             })
             .await?;
+        self.audit_user("token.created", caller, &user, |rec| {
+            rec.set_detail("token_id", token_id_string(&token.record.id).into());
+            rec.set_detail("label", label.into());
+        });
         Ok(token)
     }
 
@@ -387,7 +420,7 @@ impl Local {
         self.store
             .writer()
             .submit(Command::RevokeToken {
-                user: user.id,
+                user: user.id.clone(),
                 token_id: id,
             })
             .await
@@ -396,7 +429,26 @@ impl Local {
                 e => e.into(),
             })?;
         self.revoke_cached_credentials();
+        self.audit_user("token.revoked", caller, &user, |rec| {
+            rec.set_detail("token_id", token_id_string(&id).into());
+        });
         Ok(())
+    }
+
+    /// Queue an audit line for a change to `user` (its id and username; `details` as
+    /// `fill` sets them). Secrets never go in.
+    fn audit_user(
+        &self,
+        action: &str,
+        caller: &Caller,
+        user: &UserRecord,
+        fill: impl FnOnce(&mut AuditRecord),
+    ) {
+        let mut rec = AuditRecord::new(action, caller);
+        rec.object_id = Some(user.id.clone());
+        rec.name = Some(user.username.clone());
+        fill(&mut rec);
+        self.audit.record_nowait(rec);
     }
 
     /// Issue a session for `user`.

@@ -59,8 +59,8 @@
 //! The queue is unbounded: a queued command is small (the upload's bytes are already on
 //! disk), and the HTTP layer bounds connections.
 
-mod events;
 mod documents;
+mod events;
 mod gc;
 mod objects;
 mod owners;
@@ -89,10 +89,10 @@ use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, St
 use crate::util::hex;
 use crate::util::time::now_ms;
 
-pub use events::EventSettings;
-pub(crate) use events::META_LAST_SEQ;
 #[allow(unused_imports)]
 pub use documents::{DocumentsPage, MAX_DOCUMENTS_PER_COMMAND};
+pub use events::EventSettings;
+pub(crate) use events::META_LAST_SEQ;
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 pub(crate) use owners::owner_of;
