@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod lifecycle;
 mod listing;
+mod metaclip;
 mod objects;
 mod rhinobox;
 mod robustness;

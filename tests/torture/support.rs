@@ -166,7 +166,8 @@ impl Response {
         s
     }
     /// Checks the contract of an error response: JSON `{"error":{"code","message"}}`
-    /// with `Content-Type: application/json`. Err says what is wrong.
+    /// (or a dialect's `{"detail": "..."}`) with `Content-Type: application/json`. Err
+    /// says what is wrong.
     pub fn check_json_error(&self) -> Result<(), String> {
         let ct = self.header("content-type").unwrap_or("");
         if !ct.to_ascii_lowercase().starts_with("application/json") {
@@ -182,7 +183,10 @@ impl Response {
         let msg_ok = v["error"]["message"]
             .as_str()
             .is_some_and(|m| !m.is_empty());
-        if code_ok && msg_ok {
+        // The dialect APIs answer in their seed's shape: FastAPI's `{"detail": "..."}`
+        // (Metaclip, pyBlobServer) is a clear JSON error too.
+        let detail_ok = v["detail"].as_str().is_some_and(|m| !m.is_empty());
+        if code_ok && msg_ok || detail_ok {
             Ok(())
         } else {
             Err(format!(

@@ -6,12 +6,14 @@
 //! | --- | --- | --- |
 //! | native `/v1` | [`native`] | `/` |
 //! | the change feed `/v1/events` | [`events`] | `/` |
+//! | Metaclip (seed 000) | [`metaclip`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
 //!
 //! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
 //! schemes and error renderer), list it in [`catalogue`], and document it in the README.
 
 pub mod events;
+pub mod metaclip;
 pub mod native;
 pub mod rhinobox;
 
@@ -21,7 +23,7 @@ use crate::store::ObjectId;
 
 /// Every API this build has, by name, with its default mount.
 pub fn catalogue() -> Vec<Mount> {
-    vec![native::mount(), events::mount(), rhinobox::mount()]
+    vec![native::mount(), events::mount(), rhinobox::mount(), metaclip::mount()]
 }
 
 /// The audit views of the enabled APIs (`enabled` as for [`mounts`]): files an API

@@ -285,3 +285,33 @@ impl Local {
         })
     }
 }
+
+impl Local {
+    /// [`Local::events_stream`] from the current end of the log: only events committed
+    /// from now on (for clients that expect news, not history). Events committed
+    /// between reading the end and subscribing come from the log's replay, so none is
+    /// missed.
+    pub fn events_stream_from_now(
+        &self,
+        caller: Caller,
+        filter: EventFilter,
+    ) -> CoreResult<EventStream> {
+        let (_, last) = self.store.event_bounds()?;
+        self.events_stream(caller, last, filter)
+    }
+}
+
+impl EventStream {
+    /// The object `id` as this stream's reader may see it now: `None` when it is gone
+    /// or not theirs to read (for APIs whose notifications carry the object).
+    pub fn object(
+        &self,
+        id: crate::store::ObjectId,
+    ) -> CoreResult<Option<crate::store::ObjectRecord>> {
+        Ok(self
+            .core
+            .store
+            .get_object(id)?
+            .filter(|rec| self.core.settings.policy.may_read(&self.caller, rec)))
+    }
+}

@@ -214,11 +214,11 @@ impl Router {
         let mut labels = Vec::new();
         for (mi, m) in mounts.iter().enumerate() {
             for r in &m.routes {
-                let full = format!("{}{}", m.prefix, r.path);
-                let full = if full.is_empty() {
-                    "/".to_string()
-                } else {
-                    full
+                // A mount's `/` is its prefix itself (`/metaclip`, not `/metaclip/`).
+                let full = match (m.prefix.as_str(), r.path) {
+                    ("", path) => path.to_string(),
+                    (prefix, "/") => prefix.to_string(),
+                    (prefix, path) => format!("{prefix}{path}"),
                 };
                 let segs = parse_pattern(&full)?;
                 let mut node = &mut root;
@@ -709,5 +709,25 @@ mod tests {
         };
         assert_eq!(api(&with), "pyblob");
         assert_eq!(api(&without), "photobackup");
+    }
+
+    #[test]
+    fn a_mounts_root_route_is_its_prefix() {
+        let r = Router::build(
+            vec![mount(
+                "m",
+                vec![
+                    Route::new(Method::Get, "/", Access::Public, nop),
+                    Route::new(Method::Get, "/items", Access::Read, nop),
+                ],
+            )
+            .at("/m")],
+            1,
+            Cors::default(),
+        )
+        .unwrap();
+        assert_eq!(get(&r, "GET", "/m").unwrap().0, "m /");
+        assert_eq!(get(&r, "GET", "/m/items").unwrap().0, "m /items");
+        assert_eq!(get(&r, "GET", "/"), Err("404".into()));
     }
 }
