@@ -481,9 +481,9 @@ fn exchange(
     no_head: &[Seed],
     k: usize,
 ) -> Outcome {
-    let (pool, head_only) = if k == 1 {
+    let (pool, k_is_one) = if k == 1 {
         let s = rng.pick(corpus);
-        (vec![s.clone()], s.head)
+        (vec![s.clone()], true)
     } else {
         (
             (0..k)
@@ -501,6 +501,15 @@ fn exchange(
             bytes.extend(mutate(rng, &s.bytes, splice_from));
         }
     }
+    // A HEAD is what the daemon reads as one after mutation: `HE#D` is a valid (unknown)
+    // method and gets a body, and leading empty lines are skipped (RFC 9112 §2.2).
+    let head_only = k_is_one && {
+        let start = bytes
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(bytes.len());
+        bytes[start..].starts_with(b"HEAD ")
+    };
     let fail = |m: String, bytes: &[u8], got: &[u8]| Err((m, bytes.to_vec(), got.to_vec()));
     let mut c = match Conn::connect(addr) {
         Ok(c) => c,

@@ -23,7 +23,12 @@ use crate::store::ObjectId;
 
 /// Every API this build has, by name, with its default mount.
 pub fn catalogue() -> Vec<Mount> {
-    vec![native::mount(), events::mount(), rhinobox::mount(), metaclip::mount()]
+    vec![
+        native::mount(),
+        events::mount(),
+        rhinobox::mount(),
+        metaclip::mount(),
+    ]
 }
 
 /// The audit views of the enabled APIs (`enabled` as for [`mounts`]): files an API
