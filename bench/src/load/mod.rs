@@ -9,6 +9,7 @@
 //!
 //! Not done here: remote targets (loopback only, by design), TLS, HTTP/2.
 
+pub mod events;
 pub mod hammer;
 pub mod http;
 pub mod proc;
