@@ -5,6 +5,8 @@
 
 mod api;
 mod config;
+#[allow(dead_code)]
+mod core;
 mod http;
 mod metrics;
 mod server;
