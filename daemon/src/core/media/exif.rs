@@ -75,10 +75,13 @@ impl Container {
             "image/jpeg" => Container::Jpeg,
             "image/png" => Container::Png,
             "image/webp" => Container::WebP,
-            "image/tiff" | "image/x-adobe-dng" | "image/x-nikon-nef" | "image/x-sony-arw"
-            | "image/x-canon-cr2" | "image/x-olympus-orf" | "image/x-pentax-pef" => {
-                Container::Tiff
-            }
+            "image/tiff"
+            | "image/x-adobe-dng"
+            | "image/x-nikon-nef"
+            | "image/x-sony-arw"
+            | "image/x-canon-cr2"
+            | "image/x-olympus-orf"
+            | "image/x-pentax-pef" => Container::Tiff,
             _ => return None,
         })
     }
@@ -498,7 +501,12 @@ mod tests {
         let base = tiff_le(&[
             (TAG_MAKE, T_ASCII, 8, b"  Canon\0".to_vec()),
             (TAG_EXIF_IFD, T_LONG, 1, 8u32.to_le_bytes().to_vec()),
-            (TAG_GPS_IFD, T_LONG, 1, 0xffff_fff0u32.to_le_bytes().to_vec()),
+            (
+                TAG_GPS_IFD,
+                T_LONG,
+                1,
+                0xffff_fff0u32.to_le_bytes().to_vec(),
+            ),
         ]);
         // Every single-byte corruption and every truncation.
         for i in 0..base.len() {

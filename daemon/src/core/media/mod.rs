@@ -17,8 +17,12 @@ pub mod probe;
 pub mod sniff;
 pub mod thumb;
 
+// The daemon does not use every re-export yet; they are the module's API.
+#[allow(unused_imports)]
 pub use probe::{probe_bytes, probe_path, probe_reader, Gps, Probe};
+#[allow(unused_imports)]
 pub use sniff::{can_thumbnail, detect, magic, media_kind, MediaKind, SNIFF_LEN};
+#[allow(unused_imports)]
 pub use thumb::{thumbnail, DecodeLimits, Source, ThumbError, ThumbFormat, Thumbnail};
 
 #[cfg(test)]

@@ -82,9 +82,7 @@ impl Probe {
 /// Probe a file on disk. An unreadable file gives an empty probe with `error` set.
 pub fn probe_path(path: &Path) -> Probe {
     match File::open(path) {
-        Ok(f) => {
-            probe_reader(BufReader::new(f))
-        }
+        Ok(f) => probe_reader(BufReader::new(f)),
         Err(e) => Probe {
             error: Some(format!("cannot open: {e}")),
             ..Probe::default()
@@ -168,8 +166,7 @@ fn apply_exif(p: &mut Probe, t: &ExifTags) {
         match parse_exif_datetime(dt) {
             Some(local) => {
                 p.taken_at = Some(dt.to_string());
-                if let Some(offset_min) = t.offset_time_original.as_deref().and_then(parse_offset)
-                {
+                if let Some(offset_min) = t.offset_time_original.as_deref().and_then(parse_offset) {
                     let ms = t
                         .subsec_time_original
                         .as_deref()
@@ -185,10 +182,13 @@ fn apply_exif(p: &mut Probe, t: &ExifTags) {
         let lat = dms(lat) * hemisphere(t.gps_lat_ref.as_deref(), 'S');
         let lon = dms(lon) * hemisphere(t.gps_lon_ref.as_deref(), 'W');
         if lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0 {
-            let alt = t
-                .gps_alt
-                .filter(|a| a.is_finite())
-                .map(|a| if t.gps_alt_ref == Some(1) { -a } else { a });
+            let alt = t.gps_alt.filter(|a| a.is_finite()).map(|a| {
+                if t.gps_alt_ref == Some(1) {
+                    -a
+                } else {
+                    a
+                }
+            });
             p.gps = Some(Gps { lat, lon, alt });
         } else {
             p.note("EXIF: GPS position out of range");

@@ -138,11 +138,13 @@ pub fn magic(head: &[u8]) -> Option<&'static str> {
     }
     // EBML shorter than infer's 257-byte minimum, or with a DocType it does not know.
     if head.starts_with(b"\x1a\x45\xdf\xa3") {
-        return Some(if memchr::memmem::find(head, b"\x42\x82\x84webm").is_some() {
-            "video/webm"
-        } else {
-            "video/x-matroska"
-        });
+        return Some(
+            if memchr::memmem::find(head, b"\x42\x82\x84webm").is_some() {
+                "video/webm"
+            } else {
+                "video/x-matroska"
+            },
+        );
     }
     None
 }
@@ -343,9 +345,7 @@ fn family(mime: &str) -> Option<&'static str> {
         | "application/vnd.ms-excel"
         | "application/vnd.ms-powerpoint"
         | "application/vnd.ms-outlook" => "ole",
-        "video/mp4" | "audio/mp4" | "video/quicktime" | "video/3gpp" | "video/3gpp2" => {
-            "isobmff"
-        }
+        "video/mp4" | "audio/mp4" | "video/quicktime" | "video/3gpp" | "video/3gpp2" => "isobmff",
         "video/webm" | "audio/webm" | "video/x-matroska" | "audio/x-matroska" => "ebml",
         "audio/ogg" | "video/ogg" | "application/ogg" => "ogg",
         "image/tiff"
@@ -483,8 +483,7 @@ fn known_type(claim: &str) -> Option<&'static str> {
 /// (with spaces around `;` trimmed).
 fn normalize_claim(claim: &str) -> Option<String> {
     let claim = claim.trim();
-    if claim.is_empty() || claim.len() > 255 || !claim.bytes().all(|b| (0x20..0x7f).contains(&b))
-    {
+    if claim.is_empty() || claim.len() > 255 || !claim.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return None;
     }
     let mut parts = claim.split(';');
@@ -529,7 +528,8 @@ mod tests {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x01";
     const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00";
     const WEBP: &[u8] = b"RIFF\x24\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00";
-    const BMP: &[u8] = b"BM\x3a\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00\x00\x00\x01\x00";
+    const BMP: &[u8] =
+        b"BM\x3a\x00\x00\x00\x00\x00\x00\x00\x36\x00\x00\x00\x28\x00\x00\x00\x01\x00";
     const TIFF: &[u8] = b"II*\x00\x08\x00\x00\x00\x0e\x00\x00\x01\x03\x00";
     const HEIC: &[u8] = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic";
     const HEIF_MIF1: &[u8] = b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic";
@@ -642,7 +642,13 @@ mod tests {
         assert_eq!(media_kind("application/json"), MediaKind::Text);
         assert_eq!(media_kind("application/zip"), MediaKind::Other);
         assert_eq!(media_kind("garbage"), MediaKind::Other);
-        for t in ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"] {
+        for t in [
+            "image/jpeg",
+            "image/png",
+            "image/gif",
+            "image/webp",
+            "image/bmp",
+        ] {
             assert!(can_thumbnail(t), "{t}");
         }
         assert!(can_thumbnail("image/tiff"));

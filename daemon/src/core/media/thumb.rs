@@ -257,7 +257,9 @@ fn run<R: BufRead + Seek>(
     limits: &DecodeLimits,
 ) -> Result<Thumbnail, ThumbError> {
     let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
-    (&mut r).take(sniff::SNIFF_LEN as u64).read_to_end(&mut head)?;
+    (&mut r)
+        .take(sniff::SNIFF_LEN as u64)
+        .read_to_end(&mut head)?;
     let mime = sniff::magic(&head).unwrap_or(sniff::OCTET_STREAM);
     if !sniff::can_thumbnail(mime) {
         return Err(ThumbError::Unsupported {
@@ -359,9 +361,7 @@ fn decode_jpeg_scaled<R: BufRead>(
     };
     let (tw, th) = fit(w, h, size);
     // tw, th <= MAX_THUMB_SIZE fit u16.
-    let (sw, sh) = dec
-        .scale(tw as u16, th as u16)
-        .map_err(jpeg_error)?;
+    let (sw, sh) = dec.scale(tw as u16, th as u16).map_err(jpeg_error)?;
     let (sw, sh) = (u32::from(sw), u32::from(sh));
     // The output, plus for progressive JPEGs the full-resolution DCT coefficients the
     // decoder keeps between scans (2 bytes per sample, up to 3 components).
@@ -447,8 +447,7 @@ fn image_error(e: image::ImageError) -> ThumbError {
         ImageError::Decoding(d) => {
             let msg = d.to_string();
             let lower = msg.to_ascii_lowercase();
-            if lower.contains("eof") || lower.contains("end of file") || lower.contains("truncat")
-            {
+            if lower.contains("eof") || lower.contains("end of file") || lower.contains("truncat") {
                 ThumbError::Truncated
             } else {
                 ThumbError::Corrupt(msg)
@@ -469,7 +468,10 @@ fn encode(img: &DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError
             // 8 bits per channel, in the smallest layout that keeps the content.
             let (buf, ct) = match (grey, alpha) {
                 (true, false) => (img.to_luma8().into_raw(), image::ExtendedColorType::L8),
-                (true, true) => (img.to_luma_alpha8().into_raw(), image::ExtendedColorType::La8),
+                (true, true) => (
+                    img.to_luma_alpha8().into_raw(),
+                    image::ExtendedColorType::La8,
+                ),
                 (false, false) => (img.to_rgb8().into_raw(), image::ExtendedColorType::Rgb8),
                 (false, true) => (img.to_rgba8().into_raw(), image::ExtendedColorType::Rgba8),
             };
@@ -488,10 +490,20 @@ fn encode(img: &DynamicImage, format: ThumbFormat) -> Result<Vec<u8>, ThumbError
             let enc = JpegEncoder::new_with_quality(&mut out, 82);
             if grey && !alpha {
                 let buf = img.to_luma8();
-                enc.write_image(&buf, img.width(), img.height(), image::ExtendedColorType::L8)
+                enc.write_image(
+                    &buf,
+                    img.width(),
+                    img.height(),
+                    image::ExtendedColorType::L8,
+                )
             } else {
                 let buf = flatten_on_white(img);
-                enc.write_image(&buf, img.width(), img.height(), image::ExtendedColorType::Rgb8)
+                enc.write_image(
+                    &buf,
+                    img.width(),
+                    img.height(),
+                    image::ExtendedColorType::Rgb8,
+                )
             }
         }
     };
