@@ -210,10 +210,12 @@ impl ThumbError {
 
 impl From<std::io::Error> for ThumbError {
     fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            ThumbError::Truncated
-        } else {
-            ThumbError::Io(e.to_string())
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::UnexpectedEof => ThumbError::Truncated,
+            // Decoders (tiff's LZW, for one) report bad data as I/O errors of this kind.
+            ErrorKind::InvalidData | ErrorKind::InvalidInput => ThumbError::Corrupt(e.to_string()),
+            _ => ThumbError::Io(e.to_string()),
         }
     }
 }
@@ -414,13 +416,10 @@ fn decode_with_image<R: BufRead + Seek>(
         }
     };
     let mut reader = image::ImageReader::with_format(r, format);
+    // `image`'s own memory cap; its width/height caps stay unset because our pixel
+    // check right after reading the header is more precise (the product, not each side).
     let mut lim = image::Limits::default();
     lim.max_alloc = Some(limits.max_alloc_bytes);
-    // The decoders check these before allocating; our own pixel check comes right
-    // after, with the precise product.
-    let side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
-    lim.max_image_width = Some(side);
-    lim.max_image_height = Some(side);
     reader.limits(lim);
     let dec = reader.into_decoder().map_err(image_error)?;
     let (w, h) = dec.dimensions();
@@ -433,15 +432,9 @@ fn decode_with_image<R: BufRead + Seek>(
 }
 
 fn image_error(e: image::ImageError) -> ThumbError {
-    use image::error::{ImageError, LimitErrorKind};
+    use image::error::ImageError;
     match e {
-        ImageError::Limits(l) => match l.kind() {
-            LimitErrorKind::DimensionError => ThumbError::TooManyPixels {
-                width: 0,
-                height: 0,
-            },
-            _ => ThumbError::TooMuchMemory,
-        },
+        ImageError::Limits(_) => ThumbError::TooMuchMemory,
         ImageError::IoError(io) => io.into(),
         ImageError::Unsupported(u) => ThumbError::Corrupt(u.to_string()),
         ImageError::Decoding(d) => {
