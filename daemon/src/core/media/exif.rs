@@ -1,15 +1,17 @@
 //! EXIF: find the EXIF (TIFF-structured) block in a JPEG, PNG, WebP or TIFF file and
 //! read the handful of tags the catalogue uses.
 //!
-//! Why not a general EXIF crate: `kamadak-exif` 0.6 materialises every entry of every
-//! IFD it can reach, and it follows each Exif/GPS/Interop pointer to a distinct offset,
-//! so a crafted 64 KiB block whose pointers land inside its own entry table yields
-//! O(n²) entries (millions of entries, hundreds of MB) from one APP1 segment; its
-//! container readers also read a PNG `eXIf` or WebP `EXIF` chunk of any declared length,
-//! and all of a TIFF file. What we need is a lookup of about fifteen tags, so this module
-//! does exactly that: it visits IFD0, the Exif IFD and the GPS IFD once each (no other
-//! IFDs, no recursion), reads only the entries it wants, and never allocates more than
-//! the block it was given plus the few strings it returns.
+//! Why not a general EXIF crate: `kamadak-exif` 0.6 follows every Exif/GPS/Interop
+//! pointer of IFD0 to a distinct offset and materialises every entry (or error) it finds
+//! there, so pointers that land inside IFD0's own entry table give O(n²) work. Measured
+//! on `tests/media/exif-huge.jpg` (one 64 KiB APP1 segment of such pointers) with
+//! `continue_on_error(true)`, which returning partial results needs: 14.9 million error
+//! records, 350 MB resident, 0.4 s of CPU. Its container readers also allocate a PNG `eXIf`
+//! or WebP `EXIF` chunk of whatever length it declares, and read all of a TIFF file.
+//! What we need is a lookup of about fifteen tags, so this module does exactly that: it
+//! visits IFD0, the Exif IFD and the GPS IFD once each (no other IFDs, no recursion),
+//! reads only the entries it wants, and allocates nothing beyond the block it was given,
+//! one small entry list per IFD and the strings it returns.
 //!
 //! Limits (and the attack each stops):
 //! - [`MAX_EXIF_BYTES`] (64 KiB): the largest EXIF block read into memory. JPEG cannot
