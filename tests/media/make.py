@@ -5,9 +5,9 @@ Everything except four small real-codec files is written here with the Python st
 library (zlib + struct): PNG, GIF (with a plain LZW encoder), an MP4 header, text, and the
 hostile files. The hostile JPEGs are derived from photo.jpg.
 
-photo.jpg, small.webp, quadrants.bmp and quadrants.tif need real encoders; they are
+photo.jpg, small.webp, small.heic, quadrants.bmp and quadrants.tif need real encoders; they are
 committed, and `python3 make.py --with-tools` remakes them with ImageMagick (`convert`)
-and exiftool before making the rest. Without the flag those four are left as they are.
+and exiftool before making the rest. Without the flag those five are left as they are.
 
 All pictures show the same 2x2 quadrants (top-left red, top-right green, bottom-left
 blue, bottom-right white) so tests can check orientation by colour.
@@ -244,6 +244,7 @@ def make_with_tools():
         "-GPSAltitude=700.5", "-GPSAltitudeRef=0",
         path("photo.jpg"))
     run(convert, *quads, "-strip", "-define", "webp:lossless=true", path("small.webp"))
+    run(convert, *quads, "-strip", path("small.heic"))
     run(convert, *quads, "-strip", "-type", "TrueColor", "BMP3:" + path("quadrants.bmp"))
     run(convert, *quads, "-strip", "-compress", "lzw", path("quadrants.tif"))
 

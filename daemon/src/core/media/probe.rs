@@ -18,7 +18,10 @@
 //! `OffsetTimeOriginal` gives the zone, because guessing the zone (the server's? UTC?)
 //! would put photos hours off; `SubSecTimeOriginal` adds milliseconds when present.
 //!
-//! Not read: EXIF in HEIC/AVIF (dimensions are), XMP, video metadata.
+//! Not read: EXIF in HEIC/AVIF (dimensions are), XMP, video metadata. Known gap: for
+//! HEIF `imagesize` reports the largest `ispe` (image spatial extent) box rather than
+//! the primary item's, which is wrong only when a grid's tile is larger than the
+//! cropped picture (tiny images; phone photos are grids of 512 × 512 tiles).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};

@@ -63,6 +63,7 @@ fn sniffs_the_media_set() {
         ("still.gif", "image/gif"),
         ("animated-3000.gif", "image/gif"),
         ("small.webp", "image/webp"),
+        ("small.heic", "image/heic"),
         ("quadrants.bmp", "image/bmp"),
         ("quadrants.tif", "image/tiff"),
         ("clip.mp4", "video/mp4"),
@@ -112,6 +113,10 @@ fn probes_other_images_and_non_images() {
         ("still.gif", 16, 12),
         ("animated-3000.gif", 16, 12),
         ("small.webp", 64, 48),
+        // A grid image of one 64x64 tile cropped to 64x48: imagesize reports the largest
+        // `ispe` box, here the tile's (see probe.rs); for phone photos (grids of 512x512
+        // tiles) the largest is the picture's.
+        ("small.heic", 64, 64),
         ("quadrants.bmp", 64, 48),
         ("quadrants.tif", 64, 48),
         ("truncated.jpg", 64, 48),
@@ -257,6 +262,7 @@ fn refuses_bombs_and_broken_files_quickly() {
 fn types_without_thumbnails_say_so() {
     for (name, mime) in [
         ("clip.mp4", "video/mp4"),
+        ("small.heic", "image/heic"),
         ("hello.txt", "application/octet-stream"),
     ] {
         let e = thumb(name, 256, ThumbFormat::Png).unwrap_err();
