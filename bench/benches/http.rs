@@ -10,13 +10,22 @@
 //!   first two measure the framing cost alone (they are far above memory bandwidth
 //!   by design); the third is what an upload costs with one copy.
 //!
+//! * `partial_head/browser`: `check_partial_head` on the browser request (it judges
+//!   the request line only), the check the daemon runs on each read of an incomplete
+//!   head; `partial_head/2KiB_line_1_byte_reads`: a 2 KiB request line arriving one
+//!   byte per read, judged by a resumed `RequestLineCheck` after every byte (the
+//!   slow-client worst case; throughput is over the line, so O(new bytes) shows as
+//!   a rate close to the stateless one).
+//!
 //! Run: `cargo bench -p ringbox-bench --bench http`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
-use ringbox_protocol::head::{parse_request_head, RequestHead, Status};
+use ringbox_protocol::head::{
+    check_partial_head, parse_request_head, RequestHead, RequestLineCheck, Status,
+};
 use ringbox_protocol::Limits;
 
 const SHORT: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -51,6 +60,33 @@ fn request_heads(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+fn partial_heads(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("partial_head");
+    let line_len = BROWSER
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    group.throughput(Throughput::Bytes(line_len as u64));
+    group.bench_function("browser", |b| {
+        b.iter(|| assert_eq!(check_partial_head(black_box(BROWSER), &limits), Ok(())))
+    });
+    let mut line = b"GET /".to_vec();
+    line.resize(2048 - 11, b'a');
+    line.extend_from_slice(b" HTTP/1.1\r\n");
+    group.throughput(Throughput::Bytes(line.len() as u64));
+    let mut check = RequestLineCheck::new();
+    group.bench_function("2KiB_line_1_byte_reads", |b| {
+        b.iter(|| {
+            check.reset();
+            for k in 1..=line.len() {
+                assert_eq!(check.check(black_box(&line[..k]), &limits), Ok(()));
+            }
+        })
+    });
     group.finish();
 }
 
@@ -135,5 +171,5 @@ fn chunked(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, request_heads, chunked);
+criterion_group!(benches, request_heads, partial_heads, chunked);
 criterion_main!(benches);

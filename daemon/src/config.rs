@@ -85,6 +85,41 @@ pub struct ServeArgs {
     /// io_uring submission queue entries per worker.
     #[arg(long, env = "RINGBOX_RING_ENTRIES")]
     pub ring_entries: Option<u32>,
+    /// Most open connections from one client address (0 = no per-address limit).
+    #[arg(long, env = "RINGBOX_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Slowest acceptable upload, in bytes per second, once the first 10 s of a body
+    /// have passed (e.g. 1KiB; 0 turns it off). Stops bodies that trickle.
+    #[arg(long, env = "RINGBOX_MIN_BODY_RATE")]
+    pub min_body_rate: Option<String>,
+    /// Largest single file accepted by any API (e.g. 1GiB; default: unlimited).
+    #[arg(long, env = "RINGBOX_MAX_FILE_SIZE")]
+    pub max_file_size: Option<String>,
+    /// Which APIs to serve: `all` (default) or a comma-separated list of names.
+    #[arg(long, env = "RINGBOX_APIS")]
+    pub apis: Option<String>,
+    /// Move an API under a prefix: `NAME=/prefix` (repeatable).
+    #[arg(long = "mount", env = "RINGBOX_MOUNT", value_delimiter = ',')]
+    pub mounts: Vec<String>,
+    /// Worker threads of the blocking pool (hashing, thumbnails, password hashing;
+    /// default: number of cores, at least 2).
+    #[arg(long, env = "RINGBOX_POOL_THREADS")]
+    pub pool_threads: Option<usize>,
+    /// Bytes each user may store (e.g. 10GiB; default: unlimited); a user's own quota
+    /// (set by an admin) wins.
+    #[arg(long, env = "RINGBOX_USER_QUOTA")]
+    pub user_quota: Option<String>,
+    /// Life of access tokens from sign-in (e.g. 1h).
+    #[arg(long, env = "RINGBOX_ACCESS_TOKEN_TTL")]
+    pub access_token_ttl: Option<String>,
+    /// Origins allowed to call the APIs from browsers (comma-separated, `*` for any;
+    /// default: none).
+    #[arg(long, env = "RINGBOX_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// An API's rate limits per minute: `NAME=ANON,USER,TOKEN` (0 = unlimited; e.g.
+    /// `native=60,1000,5000`; repeatable).
+    #[arg(long = "rate-limit", env = "RINGBOX_RATE_LIMIT", value_delimiter = ';')]
+    pub rate_limits: Vec<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -106,6 +141,16 @@ struct FileConfig {
     grace_period: Option<toml::Value>,
     pin_cpus: Option<bool>,
     ring_entries: Option<u32>,
+    max_connections_per_ip: Option<usize>,
+    min_body_rate: Option<toml::Value>,
+    max_file_size: Option<toml::Value>,
+    apis: Option<String>,
+    mounts: Option<Vec<String>>,
+    pool_threads: Option<usize>,
+    user_quota: Option<toml::Value>,
+    access_token_ttl: Option<toml::Value>,
+    cors_origins: Option<String>,
+    rate_limits: Option<Vec<String>>,
 }
 
 /// The validated configuration the server runs with.
@@ -132,6 +177,25 @@ pub struct Config {
     pub grace_period: Duration,
     pub pin_cpus: bool,
     pub ring_entries: u32,
+    /// Stops one client from taking every connection slot (0 = no limit).
+    pub max_connections_per_ip: usize,
+    /// Stops bodies that trickle: after a 10 s grace, a body must average this many
+    /// bytes per second (0 = off).
+    pub min_body_rate: u64,
+    /// Largest single file (`None` = unlimited).
+    pub max_file_size: Option<u64>,
+    /// APIs to serve (`None` = all).
+    pub apis: Option<Vec<String>>,
+    /// (api, prefix) placements.
+    pub mounts: Vec<(String, String)>,
+    pub pool_threads: usize,
+    /// Bounds what one user can store (`None` = unlimited).
+    pub user_quota: Option<u64>,
+    pub access_token_ttl: Duration,
+    /// Browser origins allowed to call (empty = none).
+    pub cors_origins: Vec<String>,
+    /// (api, [anonymous, user, token] per minute; 0 = unlimited) overrides.
+    pub rate_limits: Vec<(String, [u32; 3])>,
 }
 
 impl Default for Config {
@@ -152,6 +216,16 @@ impl Default for Config {
             grace_period: Duration::from_secs(10),
             pin_cpus: false,
             ring_entries: 1024,
+            max_connections_per_ip: 4096,
+            min_body_rate: 1024,
+            max_file_size: None,
+            apis: None,
+            mounts: Vec::new(),
+            pool_threads: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            user_quota: None,
+            access_token_ttl: Duration::from_secs(3600),
+            cors_origins: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 }
@@ -236,6 +310,64 @@ impl Config {
                 .ring_entries
                 .or(file.ring_entries)
                 .unwrap_or(d.ring_entries),
+            max_connections_per_ip: args
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip),
+            min_body_rate: size(
+                &args.min_body_rate,
+                &file.min_body_rate,
+                "min_body_rate",
+                d.min_body_rate,
+            )?,
+            max_file_size: match pick_value(
+                &args.max_file_size,
+                &file.max_file_size,
+                "max_file_size",
+            )? {
+                None => None,
+                Some(s) => {
+                    Some(parse_size(&s).map_err(|e| ConfigError(format!("max_file_size: {e}")))?)
+                }
+            },
+            apis: parse_apis(args.apis.clone().or(file.apis))?,
+            mounts: parse_mounts(if args.mounts.is_empty() {
+                file.mounts.unwrap_or_default()
+            } else {
+                args.mounts.clone()
+            })?,
+            pool_threads: args
+                .pool_threads
+                .or(file.pool_threads)
+                .unwrap_or(d.pool_threads),
+            user_quota: match pick_value(&args.user_quota, &file.user_quota, "user_quota")? {
+                None => None,
+                Some(s) => {
+                    Some(parse_size(&s).map_err(|e| ConfigError(format!("user_quota: {e}")))?)
+                }
+            },
+            access_token_ttl: dur(
+                &args.access_token_ttl,
+                &file.access_token_ttl,
+                "access_token_ttl",
+                d.access_token_ttl,
+            )?,
+            cors_origins: args
+                .cors_origins
+                .clone()
+                .or(file.cors_origins)
+                .map(|s| {
+                    s.split(',')
+                        .map(|o| o.trim().to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            rate_limits: parse_rate_limits(if args.rate_limits.is_empty() {
+                file.rate_limits.unwrap_or_default()
+            } else {
+                args.rate_limits.clone()
+            })?,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -267,6 +399,27 @@ impl Config {
         if !(2..=32768).contains(&self.ring_entries) || !self.ring_entries.is_power_of_two() {
             return bad("ring_entries must be a power of two between 2 and 32768");
         }
+        if self.pool_threads == 0 || self.pool_threads > 256 {
+            return bad("pool_threads must be between 1 and 256");
+        }
+        if self.access_token_ttl < Duration::from_secs(60) {
+            return bad("access_token_ttl must be at least 1m");
+        }
+        let known = crate::api::names();
+        for name in self
+            .apis
+            .iter()
+            .flatten()
+            .chain(self.mounts.iter().map(|(n, _)| n))
+            .chain(self.rate_limits.iter().map(|(n, _)| n))
+        {
+            if !known.contains(&name.as_str()) {
+                return Err(ConfigError(format!(
+                    "unknown API `{name}`; the APIs are: {}",
+                    known.join(", ")
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -278,6 +431,63 @@ impl Config {
             ..ringbox_protocol::Limits::default()
         }
     }
+}
+
+/// `all` or a comma-separated list of API names.
+fn parse_apis(v: Option<String>) -> Result<Option<Vec<String>>, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("all") => Ok(None),
+        Some(list) => Ok(Some(
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )),
+    }
+}
+
+/// `NAME=ANON,USER,TOKEN` entries (requests per minute; 0 = unlimited).
+fn parse_rate_limits(v: Vec<String>) -> Result<Vec<(String, [u32; 3])>, ConfigError> {
+    v.into_iter()
+        .map(|m| {
+            let bad = || {
+                ConfigError(format!(
+                    "rate limit `{m}` must look like NAME=ANON,USER,TOKEN (requests per minute, 0 = unlimited)"
+                ))
+            };
+            let (name, rest) = m.split_once('=').ok_or_else(bad)?;
+            let n: Vec<u32> = rest
+                .split(',')
+                .map(|x| x.trim().parse::<u32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?;
+            let tiers: [u32; 3] = n.try_into().map_err(|_| bad())?;
+            Ok((name.trim().to_string(), tiers))
+        })
+        .collect()
+}
+
+/// `NAME=/prefix` entries.
+fn parse_mounts(v: Vec<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    v.into_iter()
+        .map(|m| {
+            let (name, prefix) = m
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("mount `{m}` must look like NAME=/prefix")))?;
+            let prefix = prefix.trim();
+            let ok = prefix.starts_with('/')
+                && !prefix.contains("//")
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+            if !ok {
+                return Err(ConfigError(format!(
+                    "mount `{m}`: the prefix must start with `/` and use A-Z a-z 0-9 / - _ ."
+                )));
+            }
+            Ok((name.trim().to_string(), prefix.to_string()))
+        })
+        .collect()
 }
 
 /// Flag/env value wins over the TOML value; TOML values may be strings or integers.

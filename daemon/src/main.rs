@@ -5,21 +5,27 @@
 
 mod api;
 mod config;
-#[allow(dead_code)]
 mod core;
 mod http;
 mod metrics;
 mod server;
 mod store;
+mod sys;
 mod util;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DurabilityArg, ServeArgs};
+use crate::config::{Anonymous as AnonymousArg, Config, DurabilityArg, ServeArgs};
+use crate::core::identity::Accounts;
+use crate::core::pool::BlockingPool;
+use crate::core::{Anonymous, Core, Policy, Settings};
+use crate::http::cors::Cors;
+use crate::http::router::Router;
 use crate::store::{Durability, Store, StoreConfig};
 
 #[derive(Parser, Debug)]
@@ -114,6 +120,14 @@ fn report_json(v: &serde_json::Value) {
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
+    // Block SIGTERM/SIGINT before any thread starts (the store's writer, the pool,
+    // the workers), so every thread inherits the mask and only the main thread's
+    // sigwait sees them: a signal delivered to another thread would kill the process
+    // without the graceful drain.
+    if let Err(e) = sys::block_termination() {
+        tracing::error!("cannot block termination signals: {e}");
+        return ExitCode::from(1);
+    }
     let cfg = match Config::load(args) {
         Ok(c) => c,
         Err(e) => {
@@ -126,6 +140,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             DurabilityArg::Fsync => Durability::Fsync,
             DurabilityArg::None => Durability::None,
         },
+        default_quota: cfg.user_quota,
         ..StoreConfig::new(cfg.data.clone())
     }) {
         Ok(s) => s,
@@ -135,11 +150,65 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     tracing::info!(path = %store.admin_token_path().display(), "admin token file (send it as `Authorization: Bearer <token>`)");
-    match server::workers::run(cfg, store) {
+    // The composition root: the core services, then the APIs mounted over them.
+    let router = match Router::build(
+        api::mounts(cfg.apis.as_deref(), &cfg.mounts, &cfg.rate_limits),
+        cfg.max_body,
+        Cors {
+            origins: cfg.cors_origins.clone(),
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pool = match BlockingPool::new(cfg.pool_threads, 1024) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot start the blocking pool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = Settings {
+        policy: Policy {
+            anonymous: match cfg.anonymous {
+                AnonymousArg::None => Anonymous::None,
+                AnonymousArg::Read => Anonymous::Read,
+                AnonymousArg::Write => Anonymous::Write,
+            },
+        },
+        limits: cfg.protocol_limits(),
+        max_file_size: cfg.max_file_size,
+        default_quota: cfg.user_quota,
+        ..Settings::default()
+    };
+    let accounts = match open_accounts(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let core = Arc::new(Core::new(store, settings, pool, accounts));
+    match server::workers::run(cfg, core, router) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server failed: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// The signing key of access tokens (`<data>/jwt.key`, mode 0600, created at first
+/// start) and the password hasher.
+fn open_accounts(cfg: &Config) -> Result<Accounts, String> {
+    use crate::core::auth::credentials::{HashParams, PasswordHasher};
+    use crate::core::auth::jwt::JwtKey;
+    let key = JwtKey::load_or_create(&cfg.data.join("jwt.key"))
+        .map_err(|e| format!("cannot load or create the token signing key: {e}"))?;
+    let hasher = PasswordHasher::new(HashParams::default())
+        .map_err(|e| format!("cannot set up password hashing: {e}"))?;
+    Ok(Accounts::new(key, hasher, cfg.access_token_ttl))
 }

@@ -2,22 +2,27 @@
 //!
 //! Counters are relaxed atomics in a fixed table indexed by (route, status), so the hot
 //! path never locks or allocates; statuses outside the known set count as "other".
+//! Routes are labelled by `api` and `route` (the pattern, with the mount's prefix); the
+//! router registers them once at start ([`init`]), before any worker runs. Requests
+//! that matched no route count under `api="",route="unmatched"`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-use crate::http::router;
-
 const STATUSES: &[u16] = &[
-    100, 200, 201, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411, 412, 413, 415, 416,
-    426, 431, 500, 501, 503, 505, 507,
+    100, 101, 200, 201, 204, 206, 207, 304, 400, 401, 403, 404, 405, 408, 409, 410, 411, 412, 413,
+    415, 416, 422, 426, 429, 431, 500, 501, 503, 505, 507,
 ];
+
+/// Where a caught panic happened.
+const PANIC_SITES: &[&str] = &["handler", "connection", "pool", "writer"];
 
 /// All counters.
 #[derive(Debug)]
 pub struct Metrics {
-    routes: Vec<&'static str>,
+    /// (api, route) labels; the last one is the "unmatched" slot.
+    routes: Vec<(&'static str, String)>,
     /// routes.len() x (STATUSES.len() + 1 for "other").
     requests: Vec<AtomicU64>,
     pub bytes_in: AtomicU64,
@@ -28,13 +33,25 @@ pub struct Metrics {
     pub uploads: AtomicU64,
     pub upload_bytes: AtomicU64,
     pub downloads: AtomicU64,
+    pub connections_refused_per_ip: AtomicU64,
+    panics: Vec<AtomicU64>,
 }
 
-/// The process's metrics.
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// Register the route labels (once, at start). Later calls are ignored.
+pub fn init(labels: Vec<(&'static str, String)>) {
+    let _ = METRICS.set(Metrics::new(labels));
+}
+
+/// The process's metrics (with no route labels if [`init`] was never called).
 pub fn get() -> &'static Metrics {
-    static M: OnceLock<Metrics> = OnceLock::new();
-    M.get_or_init(|| {
-        let routes: Vec<&'static str> = router::route_names().collect();
+    METRICS.get_or_init(|| Metrics::new(Vec::new()))
+}
+
+impl Metrics {
+    fn new(mut routes: Vec<(&'static str, String)>) -> Metrics {
+        routes.push(("", "unmatched".to_string()));
         let n = routes.len() * (STATUSES.len() + 1);
         Metrics {
             routes,
@@ -47,17 +64,21 @@ pub fn get() -> &'static Metrics {
             uploads: AtomicU64::new(0),
             upload_bytes: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
+            panics: PANIC_SITES.iter().map(|_| AtomicU64::new(0)).collect(),
         }
-    })
-}
+    }
 
-impl Metrics {
-    /// Count one answered request.
-    pub fn request(&self, route: &'static str, status: u16) {
-        let r = self
-            .routes
-            .iter()
-            .position(|n| *n == route)
+    /// Count a caught panic at `site` (`handler`, `connection`, `pool`, `writer`).
+    pub fn panic(&self, site: &str) {
+        let i = PANIC_SITES.iter().position(|s| *s == site).unwrap_or(0);
+        self.panics[i].fetch_add(1, Relaxed);
+    }
+
+    /// Count one answered request of route slot `route` (`None`: no route matched).
+    pub fn request(&self, route: Option<usize>, status: u16) {
+        let r = route
+            .filter(|&r| r < self.routes.len() - 1)
             .unwrap_or(self.routes.len() - 1);
         let s = STATUSES
             .iter()
@@ -71,7 +92,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP ringbox_requests_total Requests answered, by route and status.\n");
         out.push_str("# TYPE ringbox_requests_total counter\n");
-        for (ri, route) in self.routes.iter().enumerate() {
+        for (ri, (api, route)) in self.routes.iter().enumerate() {
             for si in 0..=STATUSES.len() {
                 let v = self.requests[ri * (STATUSES.len() + 1) + si].load(Relaxed);
                 if v == 0 {
@@ -82,9 +103,20 @@ impl Metrics {
                     .map_or("other".to_string(), |s| s.to_string());
                 let _ = writeln!(
                     out,
-                    "ringbox_requests_total{{route=\"{route}\",status=\"{status}\"}} {v}"
+                    "ringbox_requests_total{{api=\"{api}\",route=\"{route}\",status=\"{status}\"}} {v}"
                 );
             }
+        }
+        out.push_str(
+            "# HELP ringbox_panics_total Panics caught (the process kept serving), by where.\n",
+        );
+        out.push_str("# TYPE ringbox_panics_total counter\n");
+        for (site, n) in PANIC_SITES.iter().zip(&self.panics) {
+            let _ = writeln!(
+                out,
+                "ringbox_panics_total{{where=\"{site}\"}} {}",
+                n.load(Relaxed)
+            );
         }
         let mut counter = |name: &str, help: &str, kind: &str, v: String| {
             let _ = writeln!(
@@ -121,6 +153,12 @@ impl Metrics {
             "Connections refused at max_connections.",
             "counter",
             self.connections_refused.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_connections_refused_per_ip_total",
+            "Connections refused at max_connections_per_ip.",
+            "counter",
+            self.connections_refused_per_ip.load(Relaxed).to_string(),
         );
         counter(
             "ringbox_uploads_total",

@@ -1,5 +1,6 @@
-//! Fuzz `parse_request_head`: whole vs. incremental arrival agree, bounds hold
-//! (see `ringbox_protocol::props::request_head`).
+//! Fuzz `parse_request_head` and `check_partial_head`: whole vs. incremental arrival
+//! agree, bounds hold, and a prefix the check refuses is refused by the parser for
+//! every extension (see `ringbox_protocol::props::request_head`).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -14,8 +14,15 @@
 //! | [`range`] | `Range: bytes=` parsing and resolution, `If-Range`, `multipart/byteranges` |
 //! | [`conditional`] | ETag lists, HTTP-dates, RFC 9110 §13.2.2 evaluation order |
 //! | [`multipart`] | streaming `multipart/form-data` parser (RFC 7578 / 2046) |
+//! | [`percent`] | percent-decoding of path segments and query components (RFC 3986) |
 //! | [`response`] | response heads, cached `Date`, RFC 6266 `Content-Disposition` |
-//! | [`websocket`] | RFC 6455 handshake and frame codec |
+//! | [`websocket`] | RFC 6455 handshake, frame codec and message assembly |
+//!
+//! The crate contains no `unsafe` code (`#![forbid(unsafe_code)]`): parsing bytes from
+//! strangers is exactly where memory safety must not rest on reasoning, and no code
+//! here needs it to be fast (httparse's SIMD sits behind its own safe API).
+
+#![forbid(unsafe_code)]
 
 pub mod chunked;
 pub mod conditional;
@@ -23,6 +30,7 @@ pub mod error;
 pub mod head;
 pub mod limits;
 pub mod multipart;
+pub mod percent;
 pub mod range;
 pub mod response;
 pub mod websocket;

@@ -34,6 +34,11 @@
 //! 1009 message too big. Errors are sticky: after one, the decoder and the assembler
 //! return it again on every call.
 //!
+//! The fuzz property `props::websocket` (the `websocket` fuzz target, replayed by
+//! `protocol/tests/corpus.rs`) checks that decoder and assembler give the same frames,
+//! messages and errors however the stream is split, and that frames re-encode, masked
+//! or not, to themselves.
+//!
 //! # What it deliberately does not do
 //!
 //! - **No extensions.** `permessage-deflate` (RFC 7692) and any other extension are not
@@ -1820,6 +1825,10 @@ mod tests {
             }
             prop_assert_eq!(got, frames);
             prop_assert!(dec.is_idle());
+            // The fuzz property holds for every generated stream too.
+            let mut input = vec![u8::from(masked)];
+            input.extend_from_slice(&wire);
+            crate::props::websocket::websocket(&input);
         }
 
         /// Any text, cut into fragments at any byte (also inside a UTF-8 sequence), with

@@ -2,7 +2,8 @@
 //! property checks the cargo-fuzz targets run (`ringbox_protocol::props`), on stable
 //! Rust, as part of `cargo test`.
 //!
-//! For each target (`request_head`, `chunked`, `range`, `multipart`) it reads
+//! For each target (`request_head`, `chunked`, `range`, `multipart`, `websocket`,
+//! `percent`) it reads
 //!
 //! - every file of `fuzz/corpus/<target>/` (the seed corpus cargo-fuzz starts from;
 //!   it must exist and be non-empty, so a lost corpus fails the test), and
@@ -108,4 +109,14 @@ fn corpus_range() {
 #[test]
 fn corpus_multipart() {
     replay("multipart", props::multipart::check);
+}
+
+#[test]
+fn corpus_websocket() {
+    replay("websocket", props::websocket::check);
+}
+
+#[test]
+fn corpus_percent() {
+    replay("percent", props::percent::check);
 }

@@ -14,6 +14,7 @@ mod common;
 
 mod auth;
 mod content;
+mod hardening;
 mod health;
 mod lifecycle;
 mod listing;

@@ -345,6 +345,9 @@ pub fn start_ringbox(
         .arg(durability.as_str())
         .arg("--max-connections")
         .arg(RINGBOX_MAX_CONNECTIONS.to_string())
+        // Every benchmark client is 127.0.0.1: no per-address limit.
+        .arg("--max-connections-per-ip")
+        .arg("0")
         .args(extra_args)
         .current_dir(&dir);
     // The user's RINGBOX_* settings must not change what is measured (logging aside).

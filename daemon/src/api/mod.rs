@@ -1,84 +1,61 @@
-//! From a parsed request to a [`Response`]: route, authorize, check the body size,
-//! then call the handler. Handlers are thin: they turn the request into calls on the
-//! store and render the result in their API's JSON shape. The native `/v1` API lives
-//! in `native`; each seed dialect will be a sibling module with its own routes.
+//! The APIs ringbox speaks, each a thin module: a route table, the translation of
+//! requests and responses to and from the core's terms, and an error shape. Every rule
+//! lives in the core, so every API enforces it the same way.
+//!
+//! | API | module | default mount |
+//! | --- | --- | --- |
+//! | native `/v1` | [`native`] | `/` |
+//!
+//! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
+//! schemes and error renderer), list it in [`catalogue`], and document it in the README.
 
 pub mod native;
 
-use ringbox_protocol::head::{BodyFraming, RequestHead};
-
-use crate::http::auth;
 use crate::http::errors::ApiError;
-use crate::http::response::Response;
-use crate::http::router::{self, Matched, RouteError, RouteId};
-use crate::server::conn::ConnIo;
-use crate::server::workers::Worker;
-use crate::store::Principal;
+use crate::http::router::Mount;
+use crate::store::ObjectId;
 
-/// Everything a handler gets.
-pub struct Ctx<'a> {
-    pub w: &'a Worker,
-    pub head: &'a RequestHead,
-    pub io: &'a mut ConnIo,
-    pub route: Matched<'a>,
-    /// The caller; None when anonymous access let them in.
-    pub principal: Option<Principal>,
+/// Every API this build has, by name, with its default mount.
+pub fn catalogue() -> Vec<Mount> {
+    vec![native::mount()]
 }
 
-/// Answer one request. Returns the response and the route's metrics label.
-pub async fn dispatch(w: &Worker, head: &RequestHead, io: &mut ConnIo) -> (Response, &'static str) {
-    let route = match router::route(head.method(), head.path()) {
-        Ok(m) => m,
-        Err(RouteError::NotFound) => {
-            let e = ApiError::new(
-                404,
-                "not_found",
-                format!("no route for {}; see the README for the API", head.path()),
-            );
-            return (e.into_response(), router::UNMATCHED);
-        }
-        Err(RouteError::MethodNotAllowed { allow }) => {
-            let e = ApiError::new(
-                405,
-                "method_not_allowed",
-                format!(
-                    "{} is not allowed here; allowed: {allow}",
-                    head.method_str()
-                ),
-            )
-            .with_header("Allow", allow);
-            return (e.into_response(), router::UNMATCHED);
-        }
-    };
-    let name = route.name;
-    let principal =
-        match auth::authorize(head, route.access, w.cfg().anonymous, w.store(), &w.tokens) {
-            Ok(p) => p,
-            Err(e) => return (e.into_response(), name),
-        };
-    // Refuse an oversized body before reading it (and before `100 Continue`).
-    if let BodyFraming::ContentLength(n) = head.framing() {
-        if n > w.cfg().max_body {
-            return (
-                ApiError::payload_too_large(w.cfg().max_body).into_response(),
-                name,
-            );
-        }
-    }
-    let ctx = Ctx {
-        w,
-        head,
-        io,
-        route,
-        principal,
-    };
-    let result = match route.id {
-        RouteId::Healthz => native::healthz(),
-        RouteId::Metrics => native::metrics(),
-        RouteId::Objects => native::objects(ctx).await,
-        RouteId::Object => native::object(ctx).await,
-        RouteId::ObjectContent => native::object_content(ctx).await,
-        RouteId::Blob => native::blob(ctx).await,
-    };
-    (result.unwrap_or_else(ApiError::into_response), name)
+/// The names of the APIs this build has.
+pub fn names() -> Vec<&'static str> {
+    catalogue().iter().map(|m| m.api).collect()
+}
+
+/// The enabled mounts: `enabled` names the APIs to serve (`None` = all), `prefixes`
+/// moves an API under a prefix, `rates` sets an API's limits per minute (anonymous,
+/// user, token; 0 = unlimited).
+pub fn mounts(
+    enabled: Option<&[String]>,
+    prefixes: &[(String, String)],
+    rates: &[(String, [u32; 3])],
+) -> Vec<Mount> {
+    use crate::core::auth::ratelimit::Tier;
+    let tier = |n: u32| (n > 0).then(|| Tier::per_minute(n));
+    catalogue()
+        .into_iter()
+        .filter(|m| enabled.is_none_or(|list| list.iter().any(|n| n == m.api)))
+        .map(|m| match prefixes.iter().find(|(api, _)| api == m.api) {
+            Some((_, prefix)) => m.at(prefix),
+            None => m,
+        })
+        .map(|mut m| {
+            if let Some((_, [a, u, t])) = rates.iter().find(|(api, _)| api == m.api) {
+                m.rate = crate::http::ratelimit::RateTiers {
+                    anonymous: tier(*a),
+                    user: tier(*u),
+                    token: tier(*t),
+                };
+            }
+            m
+        })
+        .collect()
+}
+
+/// A UUID path parameter; `invalid` is the error for anything else.
+pub fn parse_uuid(raw: &str, invalid: impl FnOnce() -> ApiError) -> Result<ObjectId, ApiError> {
+    uuid::Uuid::try_parse(raw).map_err(|_| invalid())
 }

@@ -1,1 +1,142 @@
+//! The core services every API calls: objects, content, uploads, access decisions,
+//! and the shared machinery under them (per-worker read caches, the blocking pool,
+//! the cross-worker broadcast). Nothing here knows HTTP: inputs are plain values and
+//! byte streams, outputs are records, representations and [`CoreError`]s that each API
+//! translates into its own routes, JSON shapes and error bodies.
+//!
+//! Every rule lives here once (naming, ownership, quotas, de-duplication, lost and
+//! pending content, expiry), so every API enforces it the same way.
+//!
+//! Two handles:
+//! - [`Core`]: process-wide, `Send + Sync` (the store, the settings, the pool).
+//! - [`Local`]: one per worker thread (its caches), dereferencing to [`Core`]; the
+//!   services are methods on it. It is never shared across threads and its `RefCell`s
+//!   are never borrowed across an `.await`.
+
+pub mod access;
+pub mod auth;
+pub mod blob_cache;
+// The cross-worker broadcast is the transport of the change-event feed (WebSocket
+// subscriptions); until that feed exists only its tests use it.
+#[allow(dead_code)]
+pub mod broadcast;
+pub mod content;
+pub mod error;
+pub mod hot_cache;
+pub mod identity;
+// Media type detection, probing and thumbnails; wired by the media work.
+#[allow(dead_code)]
 pub mod media;
+pub mod naming;
+pub mod objects;
+pub mod pool;
+pub mod stream;
+pub mod upload;
+pub mod users;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use ringbox_protocol::Limits;
+
+use crate::store::Store;
+
+pub use access::{Anonymous, Caller, Policy};
+pub use error::{CoreError, ErrorKind};
+
+use blob_cache::BlobCache;
+use hot_cache::HotCache;
+use identity::{Accounts, CredentialCache};
+use pool::BlockingPool;
+
+/// Settings of the core services (a validated subset of the configuration).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub policy: Policy,
+    /// Protocol limits (ranges per request, multipart bounds).
+    pub limits: Limits,
+    /// Largest single file (`--max-file-size`); `None` = unlimited.
+    pub max_file_size: Option<u64>,
+    /// Bytes each user may store (`--user-quota`) unless their record overrides it;
+    /// the store enforces it at commit, the core before streaming.
+    pub default_quota: Option<u64>,
+    /// Text content shown per object in listings (the full text is on the object).
+    pub list_text_preview: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            policy: Policy::default(),
+            limits: Limits::default(),
+            max_file_size: None,
+            default_quota: None,
+            list_text_preview: 256,
+        }
+    }
+}
+
+/// The process-wide services.
+#[derive(Debug)]
+pub struct Core {
+    pub store: Store,
+    pub settings: Settings,
+    pub pool: BlockingPool,
+    pub accounts: Accounts,
+}
+
+impl Core {
+    pub fn new(store: Store, settings: Settings, pool: BlockingPool, accounts: Accounts) -> Core {
+        Core {
+            store,
+            settings,
+            pool,
+            accounts,
+        }
+    }
+
+    /// The generation of object data: moves whenever an object record or blob changed
+    /// (not for writes that leave objects alone), so read caches keyed on it stay warm
+    /// under token, event or audit writes.
+    pub fn data_generation(&self) -> u64 {
+        self.store.writer().data_generation()
+    }
+}
+
+/// One worker's view of the services: the shared [`Core`] plus the worker's caches.
+#[derive(Debug)]
+pub struct Local {
+    core: Arc<Core>,
+    pub(crate) blobs: RefCell<BlobCache>,
+    pub(crate) hot: RefCell<HotCache>,
+    pub(crate) creds: CredentialCache,
+}
+
+impl Local {
+    pub fn new(core: Arc<Core>) -> Local {
+        let creds = CredentialCache::new(core.accounts.epoch.clone(), identity::CACHE_TTL, 4096);
+        Local {
+            core,
+            blobs: RefCell::new(BlobCache::default()),
+            hot: RefCell::new(HotCache::default()),
+            creds,
+        }
+    }
+
+    /// Close cached descriptors of blobs deleted since the last call (the worker's
+    /// sweeper calls it when the data generation moved).
+    pub fn sweep_deleted_blobs(&self) {
+        self.blobs.borrow_mut().drop_deleted();
+    }
+}
+
+impl Deref for Local {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}

@@ -1,23 +1,33 @@
-//! One error shape for the whole API: `{"error":{"code":"...","message":"..."}}` with
-//! the status it belongs to. Protocol errors, store errors and handler refusals all
-//! become an [`ApiError`]; the message always says what the client can do about it.
+//! Errors on the wire: one neutral [`ApiError`] value (status, code, message, per-field
+//! details, extra headers, whether the connection must close) that every source of
+//! failure becomes (protocol errors, core errors, handler refusals), and the error
+//! renderers that turn it into each API's body shape. The native shape is
+//! `{"error":{"code":"...","message":"..."}}`; each dialect mount brings its own
+//! renderer (Media Vault's envelope, pyBlobServer's `{"detail"}`, RhinoBox's
+//! `{"error":"..."}`), and errors that come before routing (a malformed head, the 503
+//! at the connection limit) use the native one.
 
 use ringbox_protocol::HttpError;
 
+use crate::core::{CoreError, ErrorKind};
 use crate::http::response::{Body, Response};
-use crate::store::StoreError;
 
-/// An error answer.
+/// An error answer, before rendering.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Per-field problems (`field`, `message`), for APIs that report them.
+    pub details: Vec<(&'static str, String)>,
     /// The connection cannot be reused after this error (framing is lost).
     pub close: bool,
     /// Extra headers (e.g. `Allow` on 405, `WWW-Authenticate` on 401).
     pub headers: Vec<(&'static str, String)>,
 }
+
+/// Turns an [`ApiError`] into a response in one API's shape.
+pub type ErrorRenderer = fn(ApiError) -> Response;
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
@@ -25,6 +35,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: Vec::new(),
             close: false,
             headers: Vec::new(),
         }
@@ -32,10 +43,6 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "bad_request", message)
-    }
-
-    pub fn not_found(what: &str) -> Self {
-        Self::new(404, "not_found", format!("{what} does not exist"))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -76,13 +83,31 @@ impl ApiError {
         err
     }
 
-    /// The JSON response for this error.
-    pub fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        }))
-        .unwrap_or_default();
-        let mut resp = Response::new(self.status, Body::Bytes(body));
+    /// The status an error kind maps to, for APIs that follow HTTP semantics.
+    pub fn status_of(kind: ErrorKind) -> u16 {
+        match kind {
+            ErrorKind::Invalid => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Gone => 410,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::Unsupported => 415,
+            ErrorKind::Timeout => 408,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Busy => 503,
+            ErrorKind::Full => 507,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    /// A response with `body` as JSON and this error's status and headers.
+    pub fn respond_with(self, body: &serde_json::Value) -> Response {
+        let mut resp = Response::new(
+            self.status,
+            Body::Bytes(serde_json::to_vec(body).unwrap_or_default()),
+        );
         resp.content_type("application/json");
         for (name, value) in self.headers {
             resp.header(name, value);
@@ -92,31 +117,45 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::not_found("the object"),
-            StoreError::Conflict(m) => ApiError::new(409, "conflict", m),
-            StoreError::Invalid(m) => ApiError::bad_request(m),
-            StoreError::Full => ApiError::new(
-                507,
-                "insufficient_storage",
-                "the data volume is full; free space or delete objects, then retry",
-            ),
-            other => {
-                tracing::error!(error = %other, "store error");
-                ApiError::internal(format!("storage error: {other}; see the server log"))
-            }
+/// The native error shape: `{"error":{"code","message"}}` (plus `"details"` when there
+/// are per-field problems).
+pub fn render_native(e: ApiError) -> Response {
+    let mut inner = serde_json::json!({ "code": e.code, "message": e.message });
+    if !e.details.is_empty() {
+        let details: serde_json::Map<String, serde_json::Value> = e
+            .details
+            .iter()
+            .map(|(f, m)| (f.to_string(), serde_json::Value::String(m.clone())))
+            .collect();
+        inner["details"] = serde_json::Value::Object(details);
+    }
+    let body = serde_json::json!({ "error": inner });
+    e.respond_with(&body)
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let mut err = ApiError::new(ApiError::status_of(e.kind), e.code, e.message);
+        if let Some(f) = e.field {
+            err.details.push((f, err.message.clone()));
         }
+        match e.kind {
+            ErrorKind::Unauthorized => err
+                .headers
+                .push(("WWW-Authenticate", "Bearer realm=\"ringbox\"".into())),
+            ErrorKind::Busy => err.headers.push(("Retry-After", "1".into())),
+            _ => {}
+        }
+        err
     }
 }
 
-impl From<std::io::Error> for ApiError {
-    fn from(e: std::io::Error) -> Self {
-        if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-            return StoreError::Full.into();
-        }
-        tracing::error!(error = %e, "i/o error");
-        ApiError::internal(format!("i/o error: {e}; see the server log"))
-    }
+/// A protocol error as a core error (for body streams handed to the core).
+pub fn core_error_from_protocol(e: &dyn HttpError) -> CoreError {
+    let kind = match e.status() {
+        408 => ErrorKind::Timeout,
+        413 => ErrorKind::TooLarge,
+        _ => ErrorKind::Invalid,
+    };
+    CoreError::new(kind, e.code(), e.to_string())
 }

@@ -1,19 +1,14 @@
 //! What a handler returns: a status, headers and a [`Body`]. The connection writes
 //! the head (adding `Date`, `Content-Length` and `Connection`) and then the body by the
-//! fastest path for its kind (see `server::send`).
+//! fastest path for its kind (the server's send path). A 101 answer may carry an
+//! [`OnUpgrade`] that takes the connection over afterwards.
 
 use std::rc::Rc;
 
 use ringbox_protocol::range::{ByteRange, ByteRangesWriter};
 
-/// Where the bytes of a blob come from.
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    /// Small hot blobs, cached whole in the worker's memory.
-    Memory(Rc<[u8]>),
-    /// Larger blobs: an open file descriptor from the worker's cache.
-    File(Rc<monoio::fs::File>),
-}
+pub use crate::core::blob_cache::BlobSource;
+use crate::http::upgrade::OnUpgrade;
 
 /// Which bytes of a blob to send.
 #[derive(Debug)]
@@ -84,13 +79,26 @@ impl From<Rc<str>> for HeaderValue {
 }
 
 /// A handler's answer.
-#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
+    /// For a 101: what takes the connection over once the head is written.
+    pub upgrade: Option<OnUpgrade>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("close", &self.close)
+            .field("upgrade", &self.upgrade.is_some())
+            .finish()
+    }
 }
 
 impl Response {
@@ -100,6 +108,7 @@ impl Response {
             headers: Vec::with_capacity(8),
             body,
             close: false,
+            upgrade: None,
         }
     }
 

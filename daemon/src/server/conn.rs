@@ -4,15 +4,27 @@
 //! next request) or close.
 //!
 //! [`ConnIo`] owns the socket and the one read buffer of the connection, reused for
-//! every request. Request bodies are read through [`ConnIo::next_body_chunk`], which
-//! answers `Expect: 100-continue` on first use (handlers call it only after their
-//! auth and size checks), enforces `max_body` on chunked bodies, and puts a deadline
-//! on every read. Any framing error closes the connection after the error response.
+//! every request. It is the request body handlers read, as a core [`ByteStream`]:
+//! the first read answers `Expect: 100-continue` (handlers read only after their auth
+//! and size checks), `max_body` is enforced on chunked bodies, every read has a
+//! deadline, and a body must keep up a minimum rate (`--min-body-rate`, after a 10 s
+//! grace) so a trickle cannot hold a connection forever. Any framing error closes the
+//! connection after the error response.
+//!
+//! A first byte that cannot start an HTTP request (a TLS ClientHello on the plain
+//! port, binary garbage) is answered 400 and the connection closed at once, as nginx
+//! does, instead of after the header timeout.
 //!
 //! Deadlines race each read against a timer; an expired read is dropped (monoio
 //! cancels it) and the connection is closed, so no byte is ever needed from it.
+//!
+//! A `101` answer with an upgrade callback hands the socket (split into owned halves)
+//! and the bytes already read over to that callback for the rest of the connection.
 
 use std::time::{Duration, Instant};
+
+use std::net::IpAddr;
+use std::rc::Rc;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -21,12 +33,14 @@ use ringbox_protocol::chunked::{ChunkedDecoder, ChunkedEvent};
 use ringbox_protocol::head::{parse_request_head, BodyFraming, Method, RequestHead, Status};
 use ringbox_protocol::Limits;
 
-use crate::api;
-use crate::http::errors::ApiError;
+use crate::core::stream::{ByteStream, ChunkFuture};
+use crate::core::{CoreError, ErrorKind};
+use crate::http::errors::{core_error_from_protocol, render_native, ApiError};
 use crate::metrics;
 use crate::server::send;
-use crate::server::sys;
+use crate::server::upgraded;
 use crate::server::workers::Worker;
+use crate::sys;
 
 /// Initial read buffer; grows to the head limit or [`BODY_BUF`] when needed. It is
 /// what an idle keep-alive connection holds (its pending read needs a buffer), so it
@@ -37,6 +51,8 @@ pub const BODY_BUF: usize = 256 * 1024;
 /// Leftover request bodies up to this size are read and discarded to keep the
 /// connection; larger ones close it.
 const DRAIN_LIMIT: u64 = 1 << 20;
+/// A body gets this long before `--min-body-rate` applies (slow starts, TCP ramp-up).
+const BODY_RATE_GRACE: Duration = Duration::from_secs(10);
 
 /// How a read ended when it did not return bytes.
 #[derive(Debug)]
@@ -64,7 +80,12 @@ pub struct ConnIo {
     body: BodyState,
     continue_pending: bool,
     body_read: u64,
+    /// When the current body's first read happened.
+    body_started: Option<Instant>,
+    /// A body read failed: the body's state is unknown, the connection must close.
+    body_failed: bool,
     max_body: u64,
+    min_body_rate: u64,
     body_timeout: Duration,
     limits: Limits,
 }
@@ -232,14 +253,30 @@ impl ConnIo {
 
     /// Next piece of the request body, or `None` at its end. Sends `100 Continue` first
     /// if the client asked for it. Errors close the connection.
-    pub async fn next_body_chunk(&mut self) -> Result<Option<&[u8]>, ApiError> {
+    pub async fn next_body_chunk(&mut self) -> Result<Option<&[u8]>, CoreError> {
+        if self.body_failed {
+            return Err(CoreError::invalid("the request body already failed"));
+        }
+        match self.read_body_chunk().await {
+            Ok(Some((start, end))) => Ok(Some(&self.rbuf[start..end])),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.body_failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`ConnIo::next_body_chunk`], as a range of the read buffer.
+    async fn read_body_chunk(&mut self) -> Result<Option<(usize, usize)>, CoreError> {
         if self.continue_pending {
             self.continue_pending = false;
             let (res, _) = self
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
                 .await;
-            res.map_err(|_| ApiError::bad_request("client went away").closing())?;
+            res.map_err(|_| CoreError::invalid("client went away"))?;
         }
+        let started = *self.body_started.get_or_insert_with(Instant::now);
         loop {
             let avail = self.rbuf.len() - self.pos;
             let step = match &mut self.body {
@@ -265,8 +302,9 @@ impl ConnIo {
                     } else {
                         let input = &self.rbuf[self.pos..];
                         let base = input.as_ptr() as usize;
-                        let (consumed, ev) =
-                            dec.decode(input).map_err(|e| ApiError::from_protocol(&e))?;
+                        let (consumed, ev) = dec
+                            .decode(input)
+                            .map_err(|e| core_error_from_protocol(&e))?;
                         let step = match ev {
                             ChunkedEvent::Data(d) => {
                                 let start = self.pos + (d.as_ptr() as usize - base);
@@ -290,37 +328,52 @@ impl ConnIo {
                 Step::Data(start, end) => {
                     self.body_read += (end - start) as u64;
                     if self.body_read > self.max_body {
-                        return Err(ApiError::payload_too_large(self.max_body));
+                        return Err(CoreError::too_large(
+                            "payload_too_large",
+                            format!("the request body is larger than the limit of {} bytes (max_body); send less or raise the limit", self.max_body),
+                        ));
                     }
-                    return Ok(Some(&self.rbuf[start..end]));
+                    return Ok(Some((start, end)));
                 }
                 Step::Read => {
                     self.compact();
                     if self.rbuf.capacity() < BODY_BUF {
                         self.rbuf.reserve(BODY_BUF - self.rbuf.len());
                     }
-                    let deadline = Instant::now() + self.body_timeout;
+                    let now = Instant::now();
+                    let mut deadline = now + self.body_timeout;
+                    if self.min_body_rate > 0 {
+                        // The body must have delivered `rate x (elapsed - grace)` bytes:
+                        // read no longer than the moment it falls behind that line.
+                        let owed_until = started
+                            + BODY_RATE_GRACE
+                            + Duration::from_secs_f64(
+                                self.body_read as f64 / self.min_body_rate as f64,
+                            );
+                        deadline = deadline.min(owed_until.max(now + Duration::from_millis(1)));
+                    }
                     match self.read_more(deadline, None).await {
                         Ok(0) => {
-                            return Err(ApiError::bad_request(
+                            return Err(CoreError::invalid(
                                 "the connection closed before the request body was complete",
-                            )
-                            .closing())
+                            ))
                         }
                         Ok(_) => {}
                         Err(ReadFail::TimedOut) => {
-                            return Err(ApiError::new(
-                                408,
+                            return Err(CoreError::new(
+                                ErrorKind::Timeout,
                                 "request_timeout",
-                                "the request body stalled longer than body_timeout",
-                            )
-                            .closing())
+                                if Instant::now() < now + self.body_timeout {
+                                    format!("the request body arrived slower than min_body_rate ({} bytes/s)", self.min_body_rate)
+                                } else {
+                                    "the request body stalled longer than body_timeout".to_string()
+                                },
+                            ))
                         }
                         Err(_) => {
-                            return Err(ApiError::bad_request(
+                            return Err(CoreError::invalid(
                                 "the connection failed while reading the body",
-                            )
-                            .closing())
+                            ))
                         }
                     }
                 }
@@ -331,6 +384,9 @@ impl ConnIo {
     /// Read and discard what is left of the body if it is small; false if the
     /// connection must be closed instead.
     async fn drain_body(&mut self) -> bool {
+        if self.body_failed {
+            return false;
+        }
         if self.continue_pending {
             // We never asked for the body; the client may or may not send it.
             return false;
@@ -372,7 +428,7 @@ impl ConnIo {
 }
 
 /// Serve one connection until it closes.
-pub async fn serve(w: &Worker, stream: TcpStream) {
+pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: Option<IpAddr>) {
     let cfg = w.cfg();
     let mut io = ConnIo {
         stream,
@@ -382,7 +438,10 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         body: BodyState::None,
         continue_pending: false,
         body_read: 0,
+        body_started: None,
+        body_failed: false,
         max_body: cfg.max_body,
+        min_body_rate: cfg.min_body_rate,
         body_timeout: cfg.body_timeout,
         limits: w.shared.limits.clone(),
     };
@@ -393,15 +452,17 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
             HeadRead::Closed => return,
             HeadRead::Failed(e) => {
                 let status = e.status;
-                let resp = e.into_response();
+                let resp = render_native(e);
                 io.out = w.take_buffer();
                 let _ = send::write_response(&mut io, w, resp, false, true).await;
-                metrics::get().request(crate::http::router::UNMATCHED, status);
+                metrics::get().request(None, status);
                 io.lingering_close().await;
                 return;
             }
         }
         io.body_read = 0;
+        io.body_started = None;
+        io.body_failed = false;
         io.body = match head.framing() {
             BodyFraming::None => BodyState::None,
             BodyFraming::ContentLength(0) => BodyState::None,
@@ -410,22 +471,32 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
         };
         io.continue_pending = head.expects_continue() && !io.body_finished();
 
-        // Boxed: the handlers' state is large, and an idle connection should not carry
-        // it (10,000 idle connections x 5.7 KB otherwise).
-        let (mut resp, route) = Box::pin(api::dispatch(w, &head, &mut io)).await;
+        let (mut resp, route) = w.router.dispatch(&w.svc, &head, &mut io, peer).await;
         let status = resp.status;
+        let upgrade = if status == 101 {
+            resp.upgrade.take()
+        } else {
+            None
+        };
         let mut close = resp.close || !head.keep_alive() || w.shutdown.is_fired();
-        if !close && !io.body_finished() && !io.drain_body().await {
+        if upgrade.is_none() && !close && !io.body_finished() && !io.drain_body().await {
             close = true;
         }
         let unread_body = !io.body_finished();
-        resp.close = close;
+        resp.close = close && upgrade.is_none();
         let is_head = head.method() == Method::Head;
         io.out = w.take_buffer();
-        let sent = send::write_response(&mut io, w, resp, is_head, close).await;
+        let sent =
+            send::write_response(&mut io, w, resp, is_head, close && upgrade.is_none()).await;
         w.return_buffer(std::mem::take(&mut io.out));
         metrics::get().request(route, status);
         if sent.is_err() {
+            return;
+        }
+        if let Some(on_upgrade) = upgrade {
+            let leftover = io.rbuf[io.pos..].to_vec();
+            let session = upgraded::split(io.stream, leftover, w);
+            on_upgrade(session).await;
             return;
         }
         if close {
@@ -440,6 +511,36 @@ pub async fn serve(w: &Worker, stream: TcpStream) {
             io.rbuf.shrink_to(INITIAL_BUF.max(io.rbuf.len()));
         }
     }
+}
+
+impl ByteStream for ConnIo {
+    fn next_chunk(&mut self) -> ChunkFuture<'_> {
+        Box::pin(self.next_body_chunk())
+    }
+
+    fn declared_length(&self) -> Option<u64> {
+        ConnIo::declared_length(self)
+    }
+}
+
+/// Whether `buf` (the start of a request head, possibly incomplete) can still become
+/// a request line: after optional empty lines, a method token (RFC 9110 tchars) and a
+/// space. `false` for a TLS ClientHello or binary garbage, at its first byte.
+fn plausible_request_start(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    for &b in &buf[start..] {
+        match b {
+            b' ' => return true,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+            | b'`' | b'|' | b'~' => {}
+            b if b.is_ascii_alphanumeric() => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 enum HeadRead {
@@ -458,6 +559,14 @@ async fn read_head(w: &Worker, io: &mut ConnIo, head: &mut RequestHead) -> HeadR
             // Only re-run the parser when a line end arrived (a head dribbled one byte
             // at a time would otherwise be re-parsed per byte).
             let new_bytes = &io.rbuf[scan_from..];
+            if !plausible_request_start(&io.rbuf[io.pos..]) {
+                return HeadRead::Failed(
+                    ApiError::bad_request(
+                        "this is not an HTTP/1.x request (TLS or binary data on a plain HTTP port?)",
+                    )
+                    .closing(),
+                );
+            }
             if memchr::memchr(b'\n', new_bytes).is_some() || io.rbuf.len() - io.pos >= max_head {
                 match parse_request_head(&io.rbuf[io.pos..], &w.shared.limits, head) {
                     Ok(Status::Complete(n)) => {

@@ -21,8 +21,8 @@ use ringbox_protocol::response::{write_content_length, write_header, write_statu
 use crate::http::response::{BlobParts, BlobSource, Body, Response};
 use crate::metrics;
 use crate::server::conn::ConnIo;
-use crate::server::sys;
 use crate::server::workers::Worker;
+use crate::sys;
 use crate::util::time::now_secs;
 
 /// Bodies up to this size are copied behind the head and sent in one write.

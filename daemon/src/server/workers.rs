@@ -7,31 +7,38 @@
 //! one free port and all workers share it), then logs `ringbox listening addr=...`.
 //! Shutdown: SIGTERM/SIGINT stops the accept loops, closes idle connections, and waits
 //! up to the grace period for requests in flight.
+//!
+//! Limits at accept: `--max-connections` in all (503 beyond) and
+//! `--max-connections-per-ip` per client address (the connection is closed at once),
+//! so one client cannot take every slot. A panic that escapes a connection's task
+//! (handler panics are already answered 500 by the router) is caught, logged and
+//! counted; the worker keeps serving its other connections.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_channel::oneshot;
+use futures_util::FutureExt;
 use monoio::net::{TcpListener, TcpStream};
 use ringbox_protocol::response::DateCache;
 use ringbox_protocol::Limits;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 
 use crate::config::Config;
-use crate::http::auth::TokenCache;
+use crate::core::{Core, Local};
+use crate::http::router::Router;
 use crate::metrics;
-use crate::server::blob_cache::BlobCache;
 use crate::server::conn;
-use crate::server::hot_cache::HotCache;
 use crate::server::shutdown::Shutdown;
-use crate::server::sys as signals;
-use crate::store::Store;
+use crate::sys as signals;
 use crate::util::time::now_secs;
 
 /// State shared by all workers (read-only after start).
@@ -39,18 +46,73 @@ use crate::util::time::now_secs;
 pub struct Shared {
     pub cfg: Config,
     pub limits: Limits,
-    pub store: Store,
+    pub core: Arc<Core>,
+    pub router: Arc<Router>,
+    per_ip: PerIp,
+}
+
+/// Open connections per client address, across workers.
+#[derive(Debug)]
+struct PerIp {
+    max: usize,
+    shards: Vec<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> PerIp {
+        PerIp {
+            max,
+            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, ip: &IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        let h = match ip {
+            IpAddr::V4(a) => a.octets()[3] as usize,
+            IpAddr::V6(a) => a.octets()[15] as usize,
+        };
+        self.shards[h % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count a new connection from `ip`; false when it is over the limit.
+    fn acquire(&self, ip: IpAddr) -> bool {
+        if self.max == 0 {
+            return true;
+        }
+        let mut s = self.shard(&ip);
+        let n = s.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        if self.max == 0 {
+            return;
+        }
+        let mut s = self.shard(&ip);
+        if let Some(n) = s.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&ip);
+            }
+        }
+    }
 }
 
 /// One worker's thread-local state.
 #[derive(Debug)]
 pub struct Worker {
     pub shared: Arc<Shared>,
+    /// The core services with this worker's caches.
+    pub svc: Local,
+    pub router: Arc<Router>,
     pub date: RefCell<DateCache>,
-    pub blobs: RefCell<BlobCache>,
     pub shutdown: Shutdown,
-    pub tokens: TokenCache,
-    pub hot: RefCell<HotCache>,
     /// Connections this worker is serving (for the graceful drain).
     pub active: Cell<usize>,
     /// Response buffers lent to connections while they write, so idle connections
@@ -61,12 +123,11 @@ pub struct Worker {
 impl Worker {
     fn new(shared: Arc<Shared>) -> Self {
         Self {
+            svc: Local::new(shared.core.clone()),
+            router: shared.router.clone(),
             shared,
             date: RefCell::new(DateCache::new(now_secs())),
-            blobs: RefCell::new(BlobCache::default()),
             shutdown: Shutdown::default(),
-            tokens: TokenCache::default(),
-            hot: RefCell::new(HotCache::default()),
             active: Cell::new(0),
             buffers: RefCell::new(Vec::new()),
         }
@@ -93,11 +154,6 @@ impl Worker {
     /// The configuration.
     pub fn cfg(&self) -> &Config {
         &self.shared.cfg
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.shared.store
     }
 }
 
@@ -136,16 +192,19 @@ fn bind_listeners(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
 }
 
 /// Run the server until SIGTERM/SIGINT. Returns after every worker has drained.
-pub fn run(cfg: Config, store: Store) -> io::Result<()> {
-    // Block termination signals before spawning, so workers inherit the mask and only
-    // the main thread's sigwait sees them.
+pub fn run(cfg: Config, core: Arc<Core>, router: Router) -> io::Result<()> {
+    // Termination signals are blocked by the caller before any thread started (see
+    // `main::serve`); blocking again is harmless and keeps this function safe to call
+    // on its own.
     signals::block_termination()?;
     let listeners = bind_listeners(cfg.listen, cfg.workers)?;
     let addr = listeners[0].local_addr()?;
     let shared = Arc::new(Shared {
         limits: cfg.protocol_limits(),
+        per_ip: PerIp::new(cfg.max_connections_per_ip),
         cfg,
-        store,
+        core,
+        router: Arc::new(router),
     });
 
     let mut stops = Vec::new();
@@ -164,7 +223,7 @@ pub fn run(cfg: Config, store: Store) -> io::Result<()> {
     tracing::info!(
         %addr,
         workers = shared.cfg.workers,
-        data = %shared.store.data_dir().display(),
+        data = %shared.core.store.data_dir().display(),
         "ringbox listening"
     );
 
@@ -234,11 +293,14 @@ async fn accept_loop(
         }
     };
     monoio::spawn(sweep_blob_files(worker.clone()));
+    if index == 0 {
+        monoio::spawn(housekeeping(worker.clone()));
+    }
     let m = metrics::get();
     loop {
         monoio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     m.connections_total.fetch_add(1, Relaxed);
                     let open = m.open_connections.fetch_add(1, Relaxed) + 1;
                     if open > max_conns {
@@ -247,11 +309,26 @@ async fn accept_loop(
                         monoio::spawn(refuse(stream));
                         continue;
                     }
+                    let ip = peer.ip();
+                    if !worker.shared.per_ip.acquire(ip) {
+                        m.open_connections.fetch_sub(1, Relaxed);
+                        m.connections_refused_per_ip.fetch_add(1, Relaxed);
+                        // Closed at once: this client holds enough connections.
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let w = worker.clone();
                     w.active.set(w.active.get() + 1);
                     monoio::spawn(async move {
-                        conn::serve(&w, stream).await;
+                        let served = AssertUnwindSafe(conn::serve(&w, stream, Some(ip)))
+                            .catch_unwind()
+                            .await;
+                        if served.is_err() {
+                            tracing::error!(%ip, "a connection task panicked; the connection was dropped");
+                            metrics::get().panic("connection");
+                        }
+                        w.shared.per_ip.release(ip);
                         w.active.set(w.active.get() - 1);
                         metrics::get().open_connections.fetch_sub(1, Relaxed);
                     });
@@ -281,25 +358,50 @@ async fn accept_loop(
     }
 }
 
-/// Once a second, if the writer committed anything since the last look, close the
-/// worker's cached blob descriptors: a deleted blob's disk space is then freed within
-/// about a second instead of when its entry is evicted.
+/// Once a second, if the writer changed object data since the last look, close the
+/// worker's cached descriptors of deleted blobs: their disk space is then freed within
+/// about a second instead of when their entry is evicted.
 async fn sweep_blob_files(worker: Rc<Worker>) {
-    let mut seen = worker.store().writer().generation();
+    let mut seen = worker.svc.data_generation();
     while !worker.shutdown.is_fired() {
         monoio::time::sleep(Duration::from_secs(1)).await;
-        let now = worker.store().writer().generation();
+        let now = worker.svc.data_generation();
         if now != seen {
             seen = now;
-            worker.blobs.borrow_mut().drop_files();
+            worker.svc.sweep_deleted_blobs();
         }
     }
 }
 
-/// Answer a connection over the limit with 503 and close it.
+/// Process-wide chores, on worker 0 every few seconds: record the API tokens' last
+/// use in one batch, and forget idle rate-limit buckets. Nothing here blocks: the
+/// writes go to the writer thread.
+async fn housekeeping(worker: Rc<Worker>) {
+    while !worker.shutdown.is_fired() {
+        monoio::select! {
+            _ = monoio::time::sleep(Duration::from_secs(10)) => {}
+            _ = worker.shutdown.wait() => {}
+        }
+        worker.svc.flush_token_uses().await;
+        let now = crate::util::time::now_ms().max(0) as u64;
+        worker.svc.accounts.limiter.sweep(now);
+    }
+}
+
+/// Answer a connection over the limit with 503 (in the default error shape) and
+/// close it.
 async fn refuse(mut stream: TcpStream) {
     use monoio::io::AsyncWriteRentExt;
-    let body = r#"{"error":{"code":"too_many_connections","message":"the server is at max_connections; retry later"}}"#;
+    let err = crate::http::errors::ApiError::new(
+        503,
+        "too_many_connections",
+        "the server is at max_connections; retry later",
+    );
+    let body = crate::http::errors::render_native(err).body;
+    let body = match body {
+        crate::http::Body::Bytes(b) => String::from_utf8(b).unwrap_or_default(),
+        _ => String::new(),
+    };
     let resp = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

@@ -12,11 +12,13 @@
 //! its one parent directory needs an fsync. One level of fan-out keeps each directory at
 //! about 4k entries per million blobs, which ext4 and xfs handle without slowing down.
 //!
-//! A blob's file name is its lowercase hex SHA-256; anything else found under `blobs/`
-//! was not put there by ringbox: `gc` leaves it alone and `check` reports it.
+//! A blob's file name is its lowercase hex SHA-256 (`crate::util::hex`); anything else
+//! found under `blobs/` was not put there by ringbox: `gc` leaves it alone and `check`
+//! reports it. Files indexed in place by a directory scan (`Source::External`) are
+//! never under `blobs/` and never touched by this module.
 //!
 //! What this module does not do: decide when a blob is linked or unlinked. Only the
-//! writer thread changes the blob namespace (see `writer.rs`), so that garbage
+//! writer thread changes the blob namespace (see `writer/`), so that garbage
 //! collection can never race an upload that links the same blob.
 
 use std::fs;
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use sha2::Digest as _;
 
 use super::{io_context, Durability, Sha256, StoreError};
+use crate::util::hex;
 
 /// The paths of one data directory.
 #[derive(Clone, Debug)]
@@ -52,12 +55,12 @@ impl Layout {
 
     /// `<data>/blobs/ab` for the hashes whose first byte is `first`.
     pub fn blob_dir(&self, first: u8) -> PathBuf {
-        self.blobs_dir().join(hex_byte(first))
+        self.blobs_dir().join(hex::encode(&[first]))
     }
 
     /// `<data>/blobs/ab/<hex>`.
     pub fn blob_path(&self, sha: &Sha256) -> PathBuf {
-        self.blob_dir(sha[0]).join(sha256_hex(sha))
+        self.blob_dir(sha[0]).join(hex::encode(sha))
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -75,49 +78,6 @@ impl Layout {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn hex_byte(b: u8) -> String {
-    let mut s = String::with_capacity(2);
-    s.push(HEX[usize::from(b >> 4)] as char);
-    s.push(HEX[usize::from(b & 15)] as char);
-    s
-}
-
-/// Lowercase hex of a SHA-256 (64 characters), as used in blob file names and ETags.
-pub fn sha256_hex(sha: &Sha256) -> String {
-    let mut s = String::with_capacity(64);
-    for &b in sha {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s
-}
-
-/// Parses 64 hex digits (either case) into a SHA-256; `None` for anything else.
-pub fn parse_sha256_hex(s: &str) -> Option<Sha256> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = hex_value(pair[0])?;
-        let lo = hex_value(pair[1])?;
-        out[i] = (hi << 4) | lo;
-    }
-    Some(out)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// The hash a file under `blobs/` is named after: exactly 64 lowercase hex digits, or
 /// `None` (then the file is not a managed blob).
 pub fn parse_blob_file_name(name: &std::ffi::OsStr) -> Option<Sha256> {
@@ -125,7 +85,7 @@ pub fn parse_blob_file_name(name: &std::ffi::OsStr) -> Option<Sha256> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    parse_sha256_hex(s)
+    hex::decode_sha256(s)
 }
 
 /// Creates the directory tree (data dir, `meta/`, `blobs/00..ff`, `tmp/`), fsyncing the
@@ -244,19 +204,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_roundtrip() {
+    fn blob_file_names() {
         let mut sha = [0u8; 32];
         for (i, b) in sha.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(37);
         }
-        let hex = sha256_hex(&sha);
-        assert_eq!(hex.len(), 64);
-        assert_eq!(parse_sha256_hex(&hex), Some(sha));
-        assert_eq!(parse_sha256_hex(&hex.to_uppercase()), Some(sha));
-        assert_eq!(parse_blob_file_name(hex.to_uppercase().as_ref()), None);
-        assert_eq!(parse_blob_file_name(hex.as_ref()), Some(sha));
-        assert_eq!(parse_sha256_hex(&hex[1..]), None);
-        assert_eq!(parse_sha256_hex(&format!("{}g", &hex[1..])), None);
+        let name = hex::encode(&sha);
+        assert_eq!(parse_blob_file_name(name.as_ref()), Some(sha));
+        assert_eq!(parse_blob_file_name(name.to_uppercase().as_ref()), None);
+        assert_eq!(parse_blob_file_name(name[1..].as_ref()), None);
     }
 
     #[test]

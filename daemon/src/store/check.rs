@@ -6,17 +6,25 @@
 //! would show up as false problems. It verifies, and reports each failure as one line
 //! an operator can act on:
 //!
+//! * the schema version is one this build reads (a store of an older schema that was
+//!   not migrated yet is checked as it is: every older record layout decodes);
 //! * every object record decodes, sits under its own id, has its names index entry, and
-//!   a stored or lost file has a `sha256`;
+//!   a stored or lost managed file has a `sha256`;
 //! * every names index entry is well formed and points at an object with that namespace
 //!   and name;
-//! * every blob record's refcount equals the number of file records naming it, and every
-//!   referenced hash has a blob record;
+//! * every alias of an object has its `aliases` entry pointing at that object, and every
+//!   `aliases` entry points at an object that lists it;
+//! * every blob record's refcount equals the number of managed file records naming it,
+//!   and every referenced hash has a blob record;
 //! * every blob record's file exists with the recorded size and its content re-hashes to
 //!   its name (every byte is read: this is slow on big stores, by design);
 //! * every file under `blobs/` is a blob (64 lowercase hex digits, in its `ab`
 //!   directory) with a blob record; orphans are what `gc` removes;
 //! * the stored total of blob bytes matches the records.
+//!
+//! Objects indexed in place (`Source::External`) are not managed blobs: they need no
+//! blob record and hold no reference. Verifying their files (present, same size and
+//! mtime) comes with the directory scanner; `check` skips them for now.
 //!
 //! Files left in `tmp/` are not problems (the next start removes them); they are
 //! listed in [`CheckReport::tmp_leftovers`].
@@ -29,18 +37,25 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::blobs::{hash_file, parse_blob_file_name, sha256_hex, Layout};
+use heed::types::Bytes;
+use heed::{Env, RoTxn, WithoutTls};
+
+use super::blobs::{hash_file, parse_blob_file_name, Layout};
 use super::keys::{name_key, parse_name_key};
 use super::records::{decode_blob, decode_object, BlobRecord, Kind, State};
 use super::writer::{Command, GcReport, Reply};
 use super::{
-    io_context, lock_data_dir, meta_u64, open_env, Dbs, Durability, Sha256, Store, StoreConfig,
-    StoreError, DEFAULT_MAP_SIZE, META_BLOB_BYTES,
+    io_context, lock_data_dir, meta_u64, migrate, newer_schema, open_env, Db, Durability, ObjectId,
+    OpenHooks, Sha256, Store, StoreConfig, StoreError, DEFAULT_MAP_SIZE, META_BLOB_BYTES,
 };
+use crate::util::hex::encode as hex;
 
 /// The result of `check`. Empty `problems` = consistent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
+    /// The store's schema version (older than [`migrate::SCHEMA_VERSION`] until the
+    /// next start migrates it).
+    pub schema_version: u32,
     pub objects: u64,
     pub blobs: u64,
     pub problems: Vec<String>,
@@ -84,7 +99,16 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     let stored_total;
     {
         let rtxn = env.read_txn()?;
-        let dbs = Dbs::open(&env, &rtxn)?;
+        let dbs = CheckDbs::open(&env, &rtxn)?;
+        report.schema_version = migrate::stored_version(&dbs.meta, &rtxn)?.ok_or_else(|| {
+            StoreError::Lmdb(format!(
+                "{} has no schema version; is this a ringbox data directory?",
+                meta_dir.display()
+            ))
+        })?;
+        if report.schema_version > migrate::SCHEMA_VERSION {
+            return Err(newer_schema(&meta_dir, report.schema_version));
+        }
         for item in dbs.objects.iter(&rtxn)? {
             let (key, value) = item?;
             report.objects += 1;
@@ -110,7 +134,10 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
                 }
                 Err(e) => problems.push(format!("object {id}: {e}")),
             }
-            if rec.kind == Kind::File {
+            check_aliases(&dbs, &rtxn, &id, &rec.aliases, &mut problems)?;
+            // A file indexed in place (external) has no blob record and holds no
+            // reference; its file is verified by the scanner (not yet), not here.
+            if rec.kind == Kind::File && rec.is_managed() {
                 match (rec.state, rec.sha256) {
                     (State::Stored | State::Lost, None) => problems.push(format!(
                         "object {id}: {:?} file without a sha256",
@@ -150,6 +177,28 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
                 }
             }
         }
+        if let Some(aliases) = &dbs.aliases {
+            for item in aliases.iter(&rtxn)? {
+                let (key, value) = item?;
+                let alias = String::from_utf8_lossy(key);
+                let Ok(id) = ObjectId::from_slice(value) else {
+                    problems.push(format!("alias {alias:?}: malformed id {}", hex(value)));
+                    continue;
+                };
+                match dbs.objects.get(&rtxn, id.as_bytes())? {
+                    None => problems.push(format!("alias {alias:?} -> {id}: no such object")),
+                    Some(v) => {
+                        if let Ok(rec) = decode_object(v) {
+                            if !rec.aliases.iter().any(|a| a.as_bytes() == key) {
+                                problems.push(format!(
+                                    "alias {alias:?} -> {id}: stale (the object does not list it)"
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         for item in dbs.blobs.iter(&rtxn)? {
             let (key, value) = item?;
             let Ok(sha) = Sha256::try_from(key) else {
@@ -158,10 +207,10 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
             };
             match decode_blob(value) {
                 Ok(r) => blob_records.push((sha, r)),
-                Err(e) => problems.push(format!("blob {}: {e}", sha256_hex(&sha))),
+                Err(e) => problems.push(format!("blob {}: {e}", hex(&sha))),
             }
         }
-        stored_total = meta_u64(&dbs, &rtxn, META_BLOB_BYTES)?;
+        stored_total = meta_u64(&dbs.meta, &rtxn, META_BLOB_BYTES)?;
     }
     // The metadata is copied out; the long part (hashing every file) holds no txn.
     drop(env);
@@ -169,7 +218,7 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
 
     let mut total = 0u128;
     for (sha, rec) in &blob_records {
-        let name = sha256_hex(sha);
+        let name = hex(sha);
         total += u128::from(rec.size);
         let refs = expected_refs.remove(sha).unwrap_or(0);
         if rec.refcount != refs {
@@ -212,7 +261,7 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     for (sha, n) in unrecorded {
         problems.push(format!(
             "blob {}: referenced by {n} objects but has no blob record",
-            sha256_hex(&sha)
+            hex(&sha)
         ));
     }
     if total != u128::from(stored_total) {
@@ -298,13 +347,75 @@ fn tmp_leftovers(layout: &Layout) -> Result<Vec<PathBuf>, StoreError> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The databases `check` reads. Those a store of an older schema may lack are optional:
+/// a read-only environment cannot create them, and their absence is not a problem
+/// before the migration that adds them.
+struct CheckDbs {
+    objects: Db,
+    names: Db,
+    blobs: Db,
+    meta: Db,
+    /// Since schema version 2.
+    aliases: Option<Db>,
+}
+
+impl CheckDbs {
+    fn open(env: &Env<WithoutTls>, rtxn: &RoTxn<WithoutTls>) -> Result<CheckDbs, StoreError> {
+        let open = |name: &str| env.open_database::<Bytes, Bytes>(rtxn, Some(name));
+        let required = |name: &str| {
+            open(name)?.ok_or_else(|| {
+                StoreError::Lmdb(format!(
+                    "{} has no '{name}' database; is this a ringbox data directory?",
+                    env.path().display()
+                ))
+            })
+        };
+        Ok(CheckDbs {
+            objects: required("objects")?,
+            names: required("names")?,
+            blobs: required("blobs")?,
+            meta: required("meta")?,
+            aliases: open("aliases")?,
+        })
+    }
+}
+
+/// Every alias of object `id` must be indexed and point back at it.
+fn check_aliases(
+    dbs: &CheckDbs,
+    rtxn: &RoTxn<WithoutTls>,
+    id: &ObjectId,
+    aliases: &[String],
+    problems: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    for alias in aliases {
+        let indexed = match &dbs.aliases {
+            Some(db) if !alias.is_empty() && alias.len() <= super::keys::MAX_ALIAS_BYTES => {
+                db.get(rtxn, alias.as_bytes())?
+            }
+            _ => None,
+        };
+        match indexed {
+            Some(v) if v == id.as_bytes() => {}
+            Some(v) => problems.push(format!(
+                "object {id}: its alias {alias:?} names another object ({})",
+                ObjectId::from_slice(v).map_or_else(|_| hex(v), |o| o.to_string())
+            )),
+            None => problems.push(format!(
+                "object {id}: its alias {alias:?} is missing from the aliases index"
+            )),
+        }
+    }
+    Ok(())
 }
 
 /// `ringbox gc --data DIR`: opens the store, runs one full GC pass, closes it.
 pub fn gc(data_dir: &Path) -> Result<GcReport, StoreError> {
-    let store = Store::open_with(StoreConfig::new(data_dir), false)?;
+    let hooks = OpenHooks {
+        background_gc: false,
+        ..OpenHooks::default()
+    };
+    let store = Store::open_with(StoreConfig::new(data_dir), hooks)?;
     match store.writer().submit_blocking(Command::Gc)? {
         Reply::Gc(report) => Ok(report),
         other => Err(StoreError::Lmdb(format!(

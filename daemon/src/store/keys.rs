@@ -18,8 +18,12 @@
 //! cursor that is not a well-formed index key (or lies outside the listed range) is
 //! refused with `Invalid`.
 //!
+//! * aliases: the alias itself, `scheme:value` (e.g. `s:Ab3x9_Zq`, `path:media/x.jpg`),
+//!   as UTF-8 bytes; value the object's id[16]. One alias names at most one object.
+//!
 //! LMDB refuses keys longer than 511 bytes (the build default), so namespace and name
-//! are bounded here ([`MAX_NAMESPACE_BYTES`] + [`MAX_NAME_BYTES`] + 18 <= 511).
+//! are bounded here ([`MAX_NAMESPACE_BYTES`] + [`MAX_NAME_BYTES`] + 18 <= 511), and so
+//! are aliases ([`MAX_ALIAS_BYTES`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -38,6 +42,9 @@ pub const LMDB_MAX_KEY_BYTES: usize = 511;
 const _: () = assert!(MAX_NAMESPACE_BYTES + MAX_NAME_BYTES + KEY_OVERHEAD <= LMDB_MAX_KEY_BYTES);
 /// A cursor longer than this cannot encode a valid key; refuse it before decoding.
 const MAX_CURSOR_CHARS: usize = LMDB_MAX_KEY_BYTES.div_ceil(3) * 4;
+
+/// Longest alias, in UTF-8 bytes: the whole alias is the key of the aliases database.
+pub const MAX_ALIAS_BYTES: usize = LMDB_MAX_KEY_BYTES;
 
 /// The objects database key of `id`.
 pub fn object_key(id: &ObjectId) -> [u8; 16] {
@@ -83,6 +90,43 @@ pub fn name_key(ns: &str, name: &str, id: &ObjectId) -> Result<Vec<u8>, StoreErr
     k.push(0);
     k.extend_from_slice(id.as_bytes());
     Ok(k)
+}
+
+/// The prefix `ns\0name\0` shared by every index key of objects named `name` in `ns`
+/// (names contain no NUL, so no other name's keys start with it).
+pub fn exact_name_prefix(ns: &str, name: &str) -> Result<Vec<u8>, StoreError> {
+    let mut k = scan_prefix(ns, name)?;
+    k.push(0);
+    Ok(k)
+}
+
+/// `Invalid` unless `alias` is `scheme:value` with a scheme of ASCII lower-case letters,
+/// digits, `-`, `_` or `.`, a non-empty value, no NUL or other control character, and
+/// at most [`MAX_ALIAS_BYTES`] bytes in all.
+pub fn validate_alias(alias: &str) -> Result<(), StoreError> {
+    let bad = |why: &str| StoreError::Invalid(format!("alias {alias:?}: {why}"));
+    if alias.len() > MAX_ALIAS_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "an alias is {} bytes; at most {MAX_ALIAS_BYTES} are allowed",
+            alias.len()
+        )));
+    }
+    let Some((scheme, value)) = alias.split_once(':') else {
+        return Err(bad("must be scheme:value"));
+    };
+    let scheme_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b);
+    if scheme.is_empty() || !scheme.bytes().all(scheme_ok) {
+        return Err(bad(
+            "the scheme must be lower-case ASCII letters, digits, '-', '_' or '.'",
+        ));
+    }
+    if value.is_empty() {
+        return Err(bad("the value is empty"));
+    }
+    if alias.chars().any(char::is_control) {
+        return Err(bad("must not contain control characters"));
+    }
+    Ok(())
 }
 
 /// The first key of a scan of namespace `ns` restricted to names starting with
@@ -155,6 +199,70 @@ pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>, StoreError> {
         return Err(bad());
     }
     Ok(key)
+}
+
+/// `owner \0 ns \0 name \0 id`: the names index of one owner (a user's listing is a
+/// range scan of its own objects, never a scan of everyone's).
+pub fn owner_name_key(
+    owner: &str,
+    ns: &str,
+    name: &str,
+    id: &ObjectId,
+) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(&name_key(ns, name, id)?);
+    Ok(k)
+}
+
+/// `owner \0`: the start of every key of one owner in the per-owner indexes.
+pub fn owner_prefix(owner: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.len() + 1);
+    k.extend_from_slice(owner.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `owner \0 id[16]`: the owner's objects in creation order (UUIDv7 ids are
+/// time-ordered), for newest-first listings and counts.
+pub fn owner_time_key(owner: &str, id: &ObjectId) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(id.as_bytes());
+    Ok(k)
+}
+
+/// `owner \0 sha256[32]`: how many of the owner's objects have this content (so
+/// `/v1/blobs/{sha}` answers only to someone who owns such an object).
+pub fn owner_blob_key(owner: &str, sha: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(sha);
+    Ok(k)
+}
+
+/// `user \0 token_id[16]`: a user's API tokens.
+pub fn user_token_key(user: &str, token_id: &[u8; 16]) -> Result<Vec<u8>, StoreError> {
+    validate_owner(user)?;
+    let mut k = owner_prefix(user);
+    k.extend_from_slice(token_id);
+    Ok(k)
+}
+
+/// Owner and user ids are short identifiers without NUL.
+pub fn validate_owner(owner: &str) -> Result<(), StoreError> {
+    if owner.is_empty() || owner.len() > 128 || owner.as_bytes().contains(&0) {
+        return Err(StoreError::Invalid(format!(
+            "owner id `{owner}` is invalid (1-128 bytes, no NUL)"
+        )));
+    }
+    Ok(())
+}
+
+/// The key of a username in the `usernames` database: case-folded, so `Alice` and
+/// `alice` are the same account name.
+pub fn username_key(username: &str) -> Vec<u8> {
+    username.to_lowercase().into_bytes()
 }
 
 #[cfg(test)]
@@ -245,6 +353,32 @@ mod tests {
         let mut k = name_key("a", "b", &Uuid::nil()).unwrap();
         k[0] = 0xff; // not UTF-8
         assert!(parse_name_key(&k).is_none());
+    }
+
+    #[test]
+    fn aliases_and_exact_names() {
+        for ok in [
+            "s:Ab3x9_Zq",
+            "path:media/images/x.jpg",
+            "a-b.c_1:x:y",
+            "s:été",
+        ] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "noscheme", ":v", "s:", "S:x", "s x:v", "s:a\0b", "s:a\nb",
+        ] {
+            assert!(
+                matches!(validate_alias(bad), Err(StoreError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_alias(&format!("s:{}", "x".repeat(MAX_ALIAS_BYTES))).is_err());
+        assert!(validate_alias(&format!("s:{}", "x".repeat(MAX_ALIAS_BYTES - 2))).is_ok());
+        let id = Uuid::now_v7();
+        let p = exact_name_prefix("ns", "a").unwrap();
+        assert!(name_key("ns", "a", &id).unwrap().starts_with(&p));
+        assert!(!name_key("ns", "ab", &id).unwrap().starts_with(&p));
     }
 
     #[test]

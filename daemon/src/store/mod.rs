@@ -4,17 +4,22 @@
 //!
 //! Contract (the HTTP layer relies on each point):
 //!
-//! * **Reads** (`get_object`, `get_blob`, `authenticate`, `list_objects`, `stats`) each
-//!   open one short LMDB read transaction, copy out what they return, and drop it before
-//!   returning. They never block on the writer and never open a second read transaction
-//!   while one is open. The environment is opened with heed's `read_txn_without_tls`
-//!   (LMDB `MDB_NOTLS`): a read transaction is then tied to its `RoTxn` object instead of
-//!   to its thread, so any number of worker threads (or a monoio task that moved) can
-//!   read concurrently without the "one read txn per thread" rule of LMDB's default. No
-//!   cargo feature is needed for that in heed 0.22.
+//! * **Reads** (`get_object`, `get_by_name`, `get_by_alias`, `get_blob`, `authenticate`,
+//!   `list_objects`, `stats`) each open one short LMDB read transaction, copy out what
+//!   they return, and drop it before returning. They never block on the writer and never
+//!   open a second read transaction while one is open. The environment is opened with
+//!   heed's `read_txn_without_tls` (LMDB `MDB_NOTLS`): a read transaction is then tied to
+//!   its `RoTxn` object instead of to its thread, so any number of worker threads (or a
+//!   monoio task that moved) can read concurrently without the "one read txn per thread"
+//!   rule of LMDB's default. No cargo feature is needed for that in heed 0.22.
 //! * **Writes** go through [`WriterHandle::submit`] as [`Command`]s. A reply means the
 //!   change is committed (and, with [`Durability::Fsync`], on disk): only then may a 2xx
-//!   be sent. See `writer.rs` for group commit and the order of file and LMDB effects.
+//!   be sent. See `writer/` for group commit, the order of file and LMDB effects, the
+//!   two generation counters read caches key on, and supervision.
+//! * **Schema evolution**: every record carries the layout version of its type
+//!   (`records/`), and `open` migrates an older store in bounded, resumable batches
+//!   before anything else touches it (`migrate.rs`). A store written by a newer ringbox
+//!   is refused, never guessed at.
 //! * **Crash safety**: an upload is fsynced in `tmp/` by the caller, renamed into
 //!   `blobs/` and its directory fsynced by the writer, and only then is the record
 //!   committed. A crash at any point leaves either nothing visible (`tmp/` is emptied at
@@ -39,8 +44,10 @@
 pub mod blobs;
 pub mod check;
 pub mod keys;
+pub mod migrate;
 pub mod records;
 mod tokens;
+mod users;
 pub mod writer;
 
 #[cfg(test)]
@@ -60,17 +67,27 @@ use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 // The store's API for the daemon, re-exported flat. The daemon is a binary crate, so a
 // re-export it does not use yet would be an unused import: allowed here.
 #[allow(unused_imports)]
-pub use blobs::{parse_sha256_hex, sha256_hex};
+pub use crate::util::hex::encode as sha256_hex;
 #[allow(unused_imports)]
 pub use check::{check, gc, CheckReport};
 #[allow(unused_imports)]
-pub use keys::{MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
+pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 #[allow(unused_imports)]
-pub use records::{BlobRecord, Kind, ObjectRecord, Principal, Role, State, TokenRecord};
+pub use migrate::SCHEMA_VERSION;
 #[allow(unused_imports)]
-pub use tokens::{ct_eq, generate_token, token_sha256};
+pub use records::{
+    BlobRecord, ExternalFile, Gps, Kind, MediaInfo, ObjectRecord, Principal, Role, SessionRecord,
+    Source, State, TokenRecord, UserRecord,
+};
 #[allow(unused_imports)]
-pub use writer::{Command, GcReport, NewBlob, ObjectPatch, Reply, WriterHandle, WriterStats};
+pub use tokens::{ct_eq, generate_token, new_token_id, token_sha256, ADMIN_USER};
+#[allow(unused_imports)]
+pub use users::OwnerPage;
+#[allow(unused_imports)]
+pub use writer::{
+    Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, UserChange, WriterHandle,
+    WriterStats, MAX_METADATA_BYTES,
+};
 
 /// An object's id: a UUIDv7, stored as its 16 big-endian bytes (time-ordered).
 pub type ObjectId = uuid::Uuid;
@@ -93,14 +110,13 @@ pub const DEFAULT_MAX_SCAN: usize = 10_000;
 /// reads are short and synchronous, so this bounds concurrent readers (threads), not
 /// requests.
 const MAX_READERS: u32 = 1024;
-/// objects, names, blobs, tokens, meta, plus room for the tables still to come
-/// (users, collections, shares, events, webhooks, audit).
-const MAX_DBS: u32 = 16;
+/// objects, names, blobs, tokens, meta, aliases, plus room for the tables still to come
+/// (users, sessions, collections, shares, events, webhooks, audit, datasets, ...). LMDB
+/// sizes per-transaction arrays by it and scans it on every database open, so it is a
+/// modest bound, not "unlimited".
+const MAX_DBS: u32 = 32;
 /// Map sizes are rounded up to this, a multiple of every page size Linux uses.
 const MAP_SIZE_ALIGN: usize = 64 * 1024;
-/// The layout of the LMDB databases this build reads and writes.
-const SCHEMA_VERSION: u32 = 1;
-
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 const META_ADMIN_TOKEN: &[u8] = b"admin_token_sha256";
 const META_BLOB_BYTES: &[u8] = b"blob_bytes";
@@ -126,16 +142,20 @@ pub struct StoreConfig {
     pub map_size: usize,
     /// Most commands per write transaction (default 256).
     pub max_batch: usize,
+    /// Bytes each user may store unless their record overrides it (`None` = unlimited).
+    pub default_quota: Option<u64>,
 }
 
 impl StoreConfig {
-    /// A config with the defaults: `Durability::Fsync`, 1 TiB map, batches of 256.
+    /// A config with the defaults: `Durability::Fsync`, 1 TiB map, batches of 256, no
+    /// quota.
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             durability: Durability::Fsync,
             map_size: DEFAULT_MAP_SIZE,
             max_batch: DEFAULT_MAX_BATCH,
+            default_quota: None,
         }
     }
 }
@@ -152,6 +172,10 @@ pub enum StoreError {
     /// Bad input caught by the store (e.g. a NUL in a name, a malformed cursor).
     #[error("{0}")]
     Invalid(String),
+    /// The owner's quota would be exceeded (413): `limit` bytes, `used` now, `wanted`
+    /// more.
+    #[error("the quota of {limit} bytes would be exceeded: {used} bytes are used and this needs {wanted} more")]
+    QuotaExceeded { limit: u64, used: u64, wanted: u64 },
     /// ENOSPC/EDQUOT or `MDB_MAP_FULL`: the HTTP layer answers 507.
     #[error("no space left: the disk or the metadata map is full")]
     Full,
@@ -161,6 +185,10 @@ pub enum StoreError {
     /// Any other LMDB (heed) error, or a record that cannot be decoded.
     #[error("metadata store: {0}")]
     Lmdb(String),
+    /// A bug caught at run time (the writer panicked while applying the command's
+    /// batch; nothing of the batch was applied). The HTTP layer answers 500.
+    #[error("{0}")]
+    Internal(String),
     /// The writer thread is gone (the store was dropped).
     #[error("the store is closed (its writer thread has stopped)")]
     Closed,
@@ -175,8 +203,18 @@ impl StoreError {
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
             StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
             StoreError::Full => StoreError::Full,
+            StoreError::QuotaExceeded {
+                limit,
+                used,
+                wanted,
+            } => StoreError::QuotaExceeded {
+                limit: *limit,
+                used: *used,
+                wanted: *wanted,
+            },
             StoreError::Io(e) => StoreError::Io(io::Error::new(e.kind(), e.to_string())),
             StoreError::Lmdb(m) => StoreError::Lmdb(m.clone()),
+            StoreError::Internal(m) => StoreError::Internal(m.clone()),
             StoreError::Closed => StoreError::Closed,
         }
     }
@@ -225,18 +263,10 @@ pub(crate) fn io_context(e: io::Error, what: impl fmt::Display) -> StoreError {
     StoreError::Io(io::Error::new(e.kind(), format!("{what}: {e}{hint}")))
 }
 
-/// Unix milliseconds now (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-type Db = heed::Database<Bytes, Bytes>;
+pub(crate) type Db = heed::Database<Bytes, Bytes>;
 
 /// The named LMDB databases (all keys and values are raw bytes, encoded by `keys.rs`
-/// and `records.rs`).
+/// and `records/`).
 #[derive(Clone, Copy)]
 pub(crate) struct Dbs {
     /// id[16] -> ObjectRecord
@@ -247,13 +277,51 @@ pub(crate) struct Dbs {
     pub blobs: Db,
     /// sha256(token)[32] -> TokenRecord
     pub tokens: Db,
-    /// schema_version, admin_token_sha256, blob_bytes
+    /// schema_version, admin_token_sha256, blob_bytes, migration.<v>.cursor
     pub meta: Db,
+    /// alias ("scheme:value") -> id[16] (since schema version 2)
+    pub aliases: Db,
+    /// user id -> UserRecord (since schema version 3)
+    pub users: Db,
+    /// lower-cased username -> user id
+    pub usernames: Db,
+    /// user \0 token id[16] -> sha256(token)[32]
+    pub user_tokens: Db,
+    /// sha256(refresh token)[32] -> SessionRecord
+    pub sessions: Db,
+    /// access token jti -> sha256(refresh token)[32] of its session
+    pub session_jtis: Db,
+    /// revoked access token jti -> its expiry (Unix ms, big-endian i64)
+    pub revoked: Db,
+    /// owner \0 ns \0 name \0 id[16] -> empty
+    pub owner_names: Db,
+    /// owner \0 id[16] -> empty
+    pub owner_time: Db,
+    /// owner \0 sha256[32] -> count (big-endian u64)
+    pub owner_blobs: Db,
 }
 
-const DB_NAMES: [&str; 5] = ["objects", "names", "blobs", "tokens", "meta"];
+const DB_NAMES: [&str; 15] = [
+    "objects",
+    "names",
+    "blobs",
+    "tokens",
+    "meta",
+    "aliases",
+    "users",
+    "usernames",
+    "user_tokens",
+    "sessions",
+    "session_jtis",
+    "revoked",
+    "owner_names",
+    "owner_time",
+    "owner_blobs",
+];
 
 impl Dbs {
+    /// Opens every database, creating the missing ones (a new store, or one of an older
+    /// schema that did not have them yet).
     fn create(env: &Env<WithoutTls>, wtxn: &mut RwTxn) -> Result<Dbs, StoreError> {
         let mut dbs = Vec::with_capacity(DB_NAMES.len());
         for name in DB_NAMES {
@@ -265,36 +333,23 @@ impl Dbs {
             blobs: dbs[2],
             tokens: dbs[3],
             meta: dbs[4],
-        })
-    }
-
-    /// Opens the existing databases (read-only use, for `check`).
-    pub(crate) fn open(env: &Env<WithoutTls>, rtxn: &RoTxn) -> Result<Dbs, StoreError> {
-        let mut dbs = Vec::with_capacity(DB_NAMES.len());
-        for name in DB_NAMES {
-            match env.open_database::<Bytes, Bytes>(rtxn, Some(name))? {
-                Some(db) => dbs.push(db),
-                None => {
-                    return Err(StoreError::Lmdb(format!(
-                        "{} has no '{name}' database; is this a ringbox data directory?",
-                        env.path().display()
-                    )))
-                }
-            }
-        }
-        Ok(Dbs {
-            objects: dbs[0],
-            names: dbs[1],
-            blobs: dbs[2],
-            tokens: dbs[3],
-            meta: dbs[4],
+            aliases: dbs[5],
+            users: dbs[6],
+            usernames: dbs[7],
+            user_tokens: dbs[8],
+            sessions: dbs[9],
+            session_jtis: dbs[10],
+            revoked: dbs[11],
+            owner_names: dbs[12],
+            owner_time: dbs[13],
+            owner_blobs: dbs[14],
         })
     }
 }
 
 /// Reads a big-endian u64 from the meta database (0 when absent).
-pub(crate) fn meta_u64(dbs: &Dbs, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
-    match dbs.meta.get(txn, key)? {
+pub(crate) fn meta_u64(meta: &Db, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
+    match meta.get(txn, key)? {
         None => Ok(0),
         Some(v) => <[u8; 8]>::try_from(v)
             .map(u64::from_be_bytes)
@@ -304,7 +359,7 @@ pub(crate) fn meta_u64(dbs: &Dbs, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreE
 
 /// Adds `delta` to the stored total of blob bytes (kept so `stats` is O(1)).
 pub(crate) fn adjust_blob_bytes(dbs: &Dbs, txn: &mut RwTxn, delta: i128) -> Result<(), StoreError> {
-    let current = meta_u64(dbs, txn, META_BLOB_BYTES)?;
+    let current = meta_u64(&dbs.meta, txn, META_BLOB_BYTES)?;
     let next = (i128::from(current) + delta).clamp(0, i128::from(u64::MAX)) as u64;
     dbs.meta.put(txn, META_BLOB_BYTES, &next.to_be_bytes())?;
     Ok(())
@@ -363,6 +418,50 @@ pub(crate) fn open_env(
         )),
     })?;
     Ok(env)
+}
+
+/// The error for a store whose schema is newer than this build's.
+pub(crate) fn newer_schema(meta_dir: &Path, found: u32) -> StoreError {
+    StoreError::Lmdb(format!(
+        "{} has schema version {found}, this ringbox understands versions up to {}: it was \
+         written by a newer ringbox; run that release (or newer) on it",
+        meta_dir.display(),
+        migrate::SCHEMA_VERSION
+    ))
+}
+
+/// A data directory whose metadata file is missing but whose `blobs/` holds files was
+/// damaged or half-restored: opening it would create an empty store and the
+/// background GC would then delete every blob. Refuse, and say what to do.
+fn refuse_orphaned_blobs(layout: &blobs::Layout) -> Result<(), StoreError> {
+    if layout.meta_dir().join("data.mdb").exists() {
+        return Ok(());
+    }
+    for b in 0..=255u8 {
+        let dir = layout.blob_dir(b);
+        let has_blob = fs::read_dir(&dir)
+            .map(|mut entries| {
+                entries.any(|e| {
+                    e.ok()
+                        .and_then(|e| blobs::parse_blob_file_name(&e.file_name()))
+                        .is_some()
+                })
+            })
+            .unwrap_or(false);
+        if has_blob {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} is missing but {} holds blob files: the metadata of this data \
+                     directory is gone (restore meta/ from a backup, or move blobs/ away to \
+                     start an empty store); refusing to start, which would delete the blobs",
+                    layout.meta_dir().join("data.mdb").display(),
+                    layout.blobs_dir().display()
+                ),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Takes the data directory's lock file: exclusive for a running store, shared for
@@ -466,6 +565,8 @@ pub struct ListQuery {
     pub limit: usize,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only this owner's objects (through the per-owner index, not a filter).
+    pub owner: Option<String>,
 }
 
 /// One page of a listing.
@@ -485,48 +586,84 @@ pub struct StoreStats {
     pub blob_bytes: u64,
 }
 
+/// How `Store::open_with` opens: what the CLI tools and tests change.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenHooks {
+    /// Queue a GC pass at open (the daemon does; `ringbox gc` runs its own).
+    pub background_gc: bool,
+    pub migration: migrate::Options,
+}
+
+impl Default for OpenHooks {
+    fn default() -> OpenHooks {
+        OpenHooks {
+            background_gc: true,
+            migration: migrate::Options::default(),
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `cfg.data_dir`: creates the directories
     /// (`meta/`, `blobs/00..ff`, `tmp/`), locks the data directory, empties `tmp/`, opens
-    /// LMDB, creates the admin token on first open, starts the writer thread and queues
-    /// a background GC pass (not waited for).
+    /// LMDB, refuses a store written by a newer ringbox, migrates one of an older schema
+    /// (see `migrate.rs`; resumes an interrupted migration), creates the admin token on
+    /// first open, starts the writer thread and queues a background GC pass (not waited
+    /// for).
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
-        Store::open_with(cfg, true)
+        Store::open_with(cfg, OpenHooks::default())
     }
 
-    pub(crate) fn open_with(cfg: StoreConfig, background_gc: bool) -> Result<Store, StoreError> {
+    pub(crate) fn open_with(cfg: StoreConfig, hooks: OpenHooks) -> Result<Store, StoreError> {
         let layout = blobs::Layout::new(&cfg.data_dir);
         blobs::create_layout(&layout, cfg.durability)?;
         let lock = lock_data_dir(layout.root(), true, true)?;
         blobs::empty_tmp(&layout)?;
+        refuse_orphaned_blobs(&layout)?;
         let env = open_env(&layout.meta_dir(), cfg.map_size, cfg.durability, false)?;
+        if cfg.durability == Durability::Fsync {
+            // LMDB creates data.mdb and lock.mdb but never syncs their directory: without
+            // this, a power loss could forget the files' names and with them the store.
+            blobs::fsync_dir(&layout.meta_dir()).map_err(|e| {
+                io_context(e, format!("cannot fsync {}", layout.meta_dir().display()))
+            })?;
+        }
         match env.clear_stale_readers() {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, "cleared stale LMDB readers left by a killed process"),
             Err(e) => tracing::warn!(error = %e, "cannot clear stale LMDB readers"),
         }
+        // The version first, in a read transaction: a store of a newer ringbox is refused
+        // before this build writes anything to it (not even a database it lacks).
+        let found = {
+            let rtxn = env.read_txn()?;
+            match env.open_database::<Bytes, Bytes>(&rtxn, Some("meta"))? {
+                Some(meta) => migrate::stored_version(&meta, &rtxn)?,
+                None => None,
+            }
+        };
+        if let Some(v) = found.filter(|&v| v > migrate::SCHEMA_VERSION) {
+            return Err(newer_schema(&layout.meta_dir(), v));
+        }
         let mut wtxn = env.write_txn()?;
         let dbs = Dbs::create(&env, &mut wtxn)?;
-        match dbs.meta.get(&wtxn, META_SCHEMA_VERSION)? {
-            None => dbs.meta.put(
+        if found.is_none() {
+            dbs.meta.put(
                 &mut wtxn,
                 META_SCHEMA_VERSION,
-                &SCHEMA_VERSION.to_be_bytes(),
-            )?,
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v)
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(u32::MAX);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Lmdb(format!(
-                        "{} has schema version {found}, this ringbox understands version \
-                         {SCHEMA_VERSION}; it was written by a different ringbox release",
-                        layout.meta_dir().display()
-                    )));
-                }
-            }
+                &migrate::SCHEMA_VERSION.to_be_bytes(),
+            )?;
         }
         wtxn.commit()?;
+        if let Some(v) = found.filter(|&v| v < migrate::SCHEMA_VERSION) {
+            tracing::info!(
+                data_dir = %layout.root().display(),
+                from = v,
+                to = migrate::SCHEMA_VERSION,
+                "the store was written by an older ringbox; migrating it"
+            );
+            migrate::run(&env, &dbs, v, hooks.migration)?;
+        }
         let admin_token_created = tokens::ensure_admin_token(&env, &dbs, &layout)?;
         let (writer, thread) = writer::start(
             env.clone(),
@@ -534,8 +671,9 @@ impl Store {
             layout.clone(),
             cfg.durability,
             cfg.max_batch.max(1),
+            cfg.default_quota,
         )?;
-        if background_gc {
+        if hooks.background_gc {
             writer.start_background_gc();
         }
         tracing::info!(data_dir = %layout.root().display(), durability = ?cfg.durability, "store opened");
@@ -578,7 +716,51 @@ impl Store {
     /// The object with this id, if any.
     pub fn get_object(&self, id: ObjectId) -> Result<Option<ObjectRecord>, StoreError> {
         let txn = self.inner.env.read_txn()?;
-        match self.inner.dbs.objects.get(&txn, &keys::object_key(&id))? {
+        self.object_in(&txn, &id)
+    }
+
+    /// The object named `name` in namespace `ns` (the first by id when several share
+    /// the name; see `Command::Create`'s `unique_name`). `Invalid` for a namespace or
+    /// name the index cannot hold.
+    #[allow(dead_code)] // Store API the daemon does not call yet
+    pub fn get_by_name(&self, ns: &str, name: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        let prefix = keys::exact_name_prefix(ns, name)?;
+        let txn = self.inner.env.read_txn()?;
+        let id = match self.inner.dbs.names.prefix_iter(&txn, &prefix)?.next() {
+            None => return Ok(None),
+            Some(item) => match keys::parse_name_key(item?.0) {
+                Some(k) => k.id,
+                None => {
+                    return Err(StoreError::Lmdb(
+                        "malformed names index key; run `ringbox check`".into(),
+                    ))
+                }
+            },
+        };
+        self.object_in(&txn, &id)
+    }
+
+    /// The object that holds `alias` ("scheme:value"), if any.
+    #[allow(dead_code)] // Store API the daemon does not call yet
+    pub fn get_by_alias(&self, alias: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        if alias.is_empty() || alias.len() > keys::MAX_ALIAS_BYTES {
+            return Ok(None); // no such key can exist (and LMDB refuses it as a key)
+        }
+        let txn = self.inner.env.read_txn()?;
+        let Some(value) = self.inner.dbs.aliases.get(&txn, alias.as_bytes())? else {
+            return Ok(None);
+        };
+        let id = ObjectId::from_slice(value).map_err(|_| {
+            StoreError::Lmdb(format!(
+                "alias {alias:?} has a malformed id; run `ringbox check`"
+            ))
+        })?;
+        self.object_in(&txn, &id)
+    }
+
+    /// The object with this id, read in an open transaction.
+    fn object_in(&self, txn: &RoTxn, id: &ObjectId) -> Result<Option<ObjectRecord>, StoreError> {
+        match self.inner.dbs.objects.get(txn, &keys::object_key(id))? {
             Some(bytes) => records::decode_object(bytes).map(Some),
             None => Ok(None),
         }
@@ -596,6 +778,7 @@ impl Store {
     /// Who `token` (as presented by the client, without `Bearer `) belongs to. Looks up
     /// SHA-256(token); the final equality is decided by a constant-time comparison of
     /// the digests, and expired tokens do not authenticate.
+    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub fn authenticate(&self, token: &[u8]) -> Result<Option<Principal>, StoreError> {
         let digest = token_sha256(token);
         let txn = self.inner.env.read_txn()?;
@@ -611,12 +794,15 @@ impl Store {
             return Ok(None);
         }
         let rec = records::decode_token(value)?;
-        Ok(rec.is_valid_at(now_ms()).then(|| rec.principal()))
+        Ok(rec
+            .is_valid_at(crate::util::time::now_ms())
+            .then(|| rec.principal()))
     }
 
     /// One page of a listing, scanning at most [`DEFAULT_MAX_SCAN`] index entries.
     /// Every object appears exactly once across pages, even when others are added or
     /// deleted between pages. A malformed cursor is `Invalid("cursor ...")`.
+    #[allow(dead_code)] // the core lists through `list_objects_filtered`
     pub fn list_objects(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
         self.list_objects_filtered(q, DEFAULT_MAX_SCAN, |_| true)
     }
@@ -638,17 +824,33 @@ impl Store {
         let prefix = q.prefix.as_deref().unwrap_or("");
         keys::validate_name(prefix)?;
         let needle = q.q.as_deref().filter(|s| !s.is_empty()).map(Needle::new);
-        // Every key of the listed range starts with `bound` (None: the whole index).
+        // One owner's objects are the `owner_names` index, whose keys are `owner \0`
+        // followed by a names index key: the same scan, under that prefix. Cursors hold
+        // the key without it, so they look the same either way.
+        let base = match &q.owner {
+            Some(owner) => {
+                keys::validate_owner(owner)?;
+                keys::owner_prefix(owner)
+            }
+            None => Vec::new(),
+        };
+        let with_base = |k: &[u8]| {
+            let mut v = Vec::with_capacity(base.len() + k.len());
+            v.extend_from_slice(&base);
+            v.extend_from_slice(k);
+            v
+        };
+        // Every key of the listed range starts with `bound`.
         let bound = match &q.namespace {
-            Some(ns) => Some(keys::scan_prefix(ns, prefix)?),
-            None => None,
+            Some(ns) => with_base(&keys::scan_prefix(ns, prefix)?),
+            None => base.clone(),
         };
         // No namespace but a prefix: visit each namespace's `ns\0prefix` range in turn.
         let skip_scan = q.namespace.is_none() && !prefix.is_empty();
         let (mut start, mut inclusive) = match &q.cursor {
             Some(c) => {
-                let key = keys::decode_cursor(c)?;
-                if bound.as_ref().is_some_and(|b| !key.starts_with(b)) {
+                let key = with_base(&keys::decode_cursor(c)?);
+                if !key.starts_with(&bound) {
                     return Err(StoreError::Invalid(
                         "cursor does not belong to this listing (namespace or prefix changed)"
                             .into(),
@@ -656,9 +858,14 @@ impl Store {
                 }
                 (key, false)
             }
-            None => (bound.clone().unwrap_or_default(), true),
+            None => (bound.clone(), true),
         };
-        let in_range = |k: &[u8]| bound.as_ref().is_none_or(|b| k.starts_with(b));
+        let in_range = |k: &[u8]| k.starts_with(&bound);
+        let index = if q.owner.is_some() {
+            self.inner.dbs.owner_names
+        } else {
+            self.inner.dbs.names
+        };
 
         let dbs = &self.inner.dbs;
         let txn = self.inner.env.read_txn()?;
@@ -674,24 +881,25 @@ impl Store {
             } else {
                 Bound::Excluded(start.as_slice())
             };
-            let mut iter = dbs.names.range(&txn, &(lower, Bound::Unbounded))?;
+            let mut iter = index.range(&txn, &(lower, Bound::Unbounded))?;
             let mut reseek = None;
             while let Some(item) = iter.next() {
-                let (key, _) = item?;
-                if !in_range(key) {
+                let (full, _) = item?;
+                if !in_range(full) {
                     break 'scan false;
                 }
+                let key = &full[base.len()..];
                 scanned += 1;
                 last.clear();
                 last.extend_from_slice(key);
                 match keys::parse_name_key(key) {
                     None => tracing::error!(?key, "malformed names index key; run `ringbox check`"),
                     Some(nk) if skip_scan && !nk.name.starts_with(prefix) => {
-                        reseek = Some(if nk.name < prefix {
+                        reseek = Some(with_base(&if nk.name < prefix {
                             keys::scan_prefix(nk.namespace, prefix)?
                         } else {
                             keys::namespace_end(nk.namespace)
-                        });
+                        }));
                         break;
                     }
                     Some(nk) => {
@@ -759,7 +967,7 @@ impl Store {
         Ok(StoreStats {
             objects: dbs.objects.len(&txn)?,
             blobs: dbs.blobs.len(&txn)?,
-            blob_bytes: meta_u64(dbs, &txn, META_BLOB_BYTES)?,
+            blob_bytes: meta_u64(&dbs.meta, &txn, META_BLOB_BYTES)?,
         })
     }
 

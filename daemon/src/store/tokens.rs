@@ -25,7 +25,8 @@ use sha2::Digest as _;
 
 use super::blobs::{fsync_dir, remove_file_quiet, Layout};
 use super::records::{encode_token, Role, TokenRecord};
-use super::{io_context, now_ms, Dbs, Sha256, StoreError, META_ADMIN_TOKEN};
+use super::{io_context, Dbs, Sha256, StoreError, META_ADMIN_TOKEN};
+use crate::util::time::now_ms;
 
 /// The user name of the built-in administrator.
 pub const ADMIN_USER: &str = "admin";
@@ -50,6 +51,7 @@ pub fn generate_token() -> Result<(String, Sha256), StoreError> {
 
 /// Equality of two byte strings in time that depends only on their lengths (the
 /// lengths are not secret: both are SHA-256 digests here).
+#[allow(dead_code)] // part of the module's API; not every caller uses it yet
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -81,13 +83,66 @@ pub(crate) fn ensure_admin_token(
         label: "admin token created at first start".into(),
         created_at_ms: now,
         expires_at_ms: None,
+        id: new_token_id()?,
+        last_used_ms: None,
     };
     let mut wtxn = env.write_txn()?;
     dbs.tokens.put(&mut wtxn, &digest, &encode_token(&rec)?)?;
+    dbs.user_tokens.put(
+        &mut wtxn,
+        &super::keys::user_token_key(ADMIN_USER, &rec.id)?,
+        &digest,
+    )?;
     dbs.meta.put(&mut wtxn, META_ADMIN_TOKEN, &digest)?;
+    ensure_admin_user(dbs, &mut wtxn, now)?;
     wtxn.commit()?;
     tracing::info!(path = %layout.admin_token_path().display(), "created the admin token");
     Ok(true)
+}
+
+/// A random public id for a token.
+pub fn new_token_id() -> Result<[u8; 16], StoreError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| {
+        StoreError::Io(std::io::Error::other(format!(
+            "cannot read random bytes from the operating system: {e}"
+        )))
+    })?;
+    Ok(id)
+}
+
+/// Creates the built-in administrator's user record (id and username `admin`, no
+/// password: it signs in with the admin token until someone sets one) unless it exists.
+pub(crate) fn ensure_admin_user(
+    dbs: &Dbs,
+    wtxn: &mut heed::RwTxn,
+    now: i64,
+) -> Result<(), StoreError> {
+    if dbs.users.get(wtxn, ADMIN_USER.as_bytes())?.is_some() {
+        return Ok(());
+    }
+    let user = super::records::UserRecord {
+        id: ADMIN_USER.into(),
+        username: ADMIN_USER.into(),
+        password_hash: None,
+        role: Role::Admin,
+        created_at_ms: now,
+        display_name: None,
+        quota_bytes: None,
+        usage_bytes: 0,
+        object_count: 0,
+    };
+    dbs.users.put(
+        wtxn,
+        ADMIN_USER.as_bytes(),
+        &super::records::encode_user(&user)?,
+    )?;
+    dbs.usernames.put(
+        wtxn,
+        &super::keys::username_key(ADMIN_USER),
+        ADMIN_USER.as_bytes(),
+    )?;
+    Ok(())
 }
 
 fn write_token_file(layout: &Layout, token: &str) -> Result<(), StoreError> {

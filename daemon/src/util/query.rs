@@ -28,20 +28,45 @@ impl Query {
     }
 }
 
-/// Percent-decode (and `+` as space); None on a bad escape or invalid UTF-8.
+/// Percent-decode a query component (`+` is a space); None on a bad escape or
+/// invalid UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
+    decode(s, true).map(std::borrow::Cow::into_owned)
+}
+
+/// Percent-decode a path segment (`+` stays `+`); borrowed when there is nothing to
+/// decode; None on a bad escape or invalid UTF-8.
+pub fn decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    decode(s, false)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 percent-decoding: `%` must be followed by exactly two hex digits (so
+/// `%+1`, `%1` and `%G0` are errors, not what `from_str_radix` would accept).
+fn decode(s: &str, plus_is_space: bool) -> Option<std::borrow::Cow<'_, str>> {
     let b = s.as_bytes();
+    if !b.contains(&b'%') && (!plus_is_space || !b.contains(&b'+')) {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let h = b.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(h).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let hi = hex_digit(*b.get(i + 1)?)?;
+                let lo = hex_digit(*b.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -51,7 +76,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 #[cfg(test)]
@@ -66,5 +91,13 @@ mod tests {
         assert_eq!(q.get("ns"), Some("é"));
         assert!(Query::parse(Some("a=%ff")).is_err());
         assert!(Query::parse(Some("a=%4")).is_err());
+        assert!(Query::parse(Some("a=%+1")).is_err());
+        assert!(Query::parse(Some("a=%-1")).is_err());
+        assert_eq!(decode_path("a+b%2Fc").as_deref(), Some("a+b/c"));
+        assert!(matches!(
+            decode_path("plain"),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        assert_eq!(decode_path("%+1"), None);
     }
 }

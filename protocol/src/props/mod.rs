@@ -3,5 +3,7 @@
 //! panic alone is not enough: each checks split-invariance, bounds or round-trips).
 pub mod chunked;
 pub mod multipart;
+pub mod percent;
 pub mod range;
 pub mod request_head;
+pub mod websocket;

@@ -9,12 +9,18 @@
 //!   for the whole buffer, down to every accessor of the parsed head;
 //! * the head alone (`data[..n]`) parses to the same head (no look-ahead past it);
 //! * every header name and value, the method and the target occur in the input, and
-//!   `header(name)` returns the first field with that name.
+//!   `header(name)` returns the first field with that name;
+//! * [`check_partial_head`] on growing prefixes: once it refuses a prefix, the parser
+//!   refuses that prefix and the whole input (an extension of it) with the same
+//!   error, so the refusal is final; a head the parser accepts is never refused on
+//!   any prefix; and [`RequestLineCheck`] resumed over the growing buffer answers
+//!   exactly as the stateless check.
 
 use memchr::memmem;
 
 use crate::head::{
-    parse_request_head, BodyFraming, HeadError, Method, RequestHead, Status, Version,
+    check_partial_head, parse_request_head, BodyFraming, HeadError, Method, RequestHead,
+    RequestLineCheck, Status, Version,
 };
 use crate::limits::Limits;
 
@@ -116,6 +122,47 @@ fn check_with(data: &[u8], limits: &Limits) {
     }
     if !answered {
         assert_eq!(full.0, Ok(Status::Partial), "every prefix was Partial");
+    }
+
+    check_partial(data, limits, &full);
+}
+
+/// `check_partial_head` over growing prefixes, against the parser's answer `full`
+/// for the whole input.
+fn check_partial(data: &[u8], limits: &Limits, full: &Outcome) {
+    let mut resumed = RequestLineCheck::new();
+    let mut refused: Option<HeadError> = None;
+    for k in prefix_lengths(data) {
+        let prefix = &data[..k];
+        let stateless = check_partial_head(prefix, limits);
+        assert_eq!(
+            resumed.check(prefix, limits),
+            stateless,
+            "resumed at {k} bytes"
+        );
+        match (stateless, refused) {
+            (Err(e), None) => {
+                // The first refusal: final for this prefix and every extension.
+                assert_eq!(
+                    full.0,
+                    Err(e),
+                    "check refused {k} bytes, the parser not the whole"
+                );
+                let mut head = RequestHead::new();
+                assert_eq!(
+                    parse_request_head(prefix, limits, &mut head),
+                    Err(e),
+                    "at {k}"
+                );
+                refused = Some(e);
+            }
+            (Err(e), Some(first)) => assert_eq!(e, first, "refusal changed at {k} bytes"),
+            (Ok(()), Some(first)) => panic!("refused with {first:?}, then accepted {k} bytes"),
+            (Ok(()), None) => {}
+        }
+    }
+    if let Ok(Status::Complete(_)) = full.0 {
+        assert_eq!(refused, None, "a valid head was refused on a prefix");
     }
 }
 

@@ -1,28 +1,92 @@
 //! The native `/v1` API: objects (files and text items), their content with ranges
-//! and conditionals, blobs by hash, health and metrics. JSON shapes are defined here
-//! (`render`); input rules for names, namespaces and tags live in `validate`.
+//! and conditionals, blobs by hash, health and metrics. JSON shapes are defined in
+//! `render`; every rule is the core's. Errors are `{"error":{"code","message"}}`.
 
+mod accounts;
 mod content;
+mod debug;
 mod objects;
 mod render;
 mod upload;
-pub mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use ringbox_protocol::head::Method;
 
-use crate::api::Ctx;
-use crate::http::errors::ApiError;
+use crate::handler;
+use crate::http::auth::AuthScheme;
+use crate::http::errors::{render_native, ApiError};
+use crate::http::ratelimit::RateTiers;
+use crate::http::request::{Ctx, HandlerResult};
 use crate::http::response::Response;
+use crate::http::router::{Access, Mount, Route};
 use crate::metrics as counters;
 use crate::store::ObjectId;
 use crate::util::time::{now_ms, rfc3339_ms};
 
-pub use render::object_json;
-
-type Result<T> = std::result::Result<T, ApiError>;
+/// The native API's mount (at `/`).
+pub fn mount() -> Mount {
+    use Access::*;
+    use Method::*;
+    let mut routes = vec![
+        Route::new(Get, "/healthz", Public, handler!(healthz)),
+        Route::new(Get, "/metrics", Read, handler!(metrics)),
+        Route::new(Get, "/v1/objects", Read, handler!(objects::list)),
+        Route::new(Post, "/v1/objects", Write, handler!(upload::create)),
+        Route::new(Get, "/v1/objects/{id}", Read, handler!(objects::get)),
+        Route::new(Patch, "/v1/objects/{id}", Write, handler!(objects::patch)),
+        Route::new(Delete, "/v1/objects/{id}", Write, handler!(objects::delete)),
+        Route::new(
+            Get,
+            "/v1/objects/{id}/content",
+            Read,
+            handler!(content::object),
+        ),
+        Route::new(
+            Put,
+            "/v1/objects/{id}/content",
+            Write,
+            handler!(upload::put_content),
+        ),
+        Route::new(Get, "/v1/blobs/{sha256}", Read, handler!(content::blob)),
+        Route::new(Post, "/v1/users", Admin, handler!(accounts::create)),
+        Route::new(Get, "/v1/users", Admin, handler!(accounts::list)),
+        Route::new(Get, "/v1/users/me", User, handler!(accounts::get)),
+        Route::new(Patch, "/v1/users/me", User, handler!(accounts::patch)),
+        Route::new(Get, "/v1/users/{id}", User, handler!(accounts::get)),
+        Route::new(Patch, "/v1/users/{id}", User, handler!(accounts::patch)),
+        Route::new(Delete, "/v1/users/{id}", Admin, handler!(accounts::delete)),
+        Route::new(Post, "/v1/auth/login", Public, handler!(accounts::login)),
+        Route::new(
+            Post,
+            "/v1/auth/refresh",
+            Public,
+            handler!(accounts::refresh),
+        ),
+        Route::new(Post, "/v1/auth/logout", User, handler!(accounts::logout)),
+        Route::new(Post, "/v1/tokens", User, handler!(accounts::create_token)),
+        Route::new(Get, "/v1/tokens", User, handler!(accounts::list_tokens)),
+        Route::new(
+            Delete,
+            "/v1/tokens/{id}",
+            User,
+            handler!(accounts::delete_token),
+        ),
+    ];
+    routes.extend(debug::routes());
+    Mount {
+        api: "native",
+        prefix: String::new(),
+        routes,
+        auth: vec![AuthScheme::Bearer],
+        render: render_native,
+        rate: RateTiers::NONE,
+    }
+}
 
 /// `GET /healthz`
-pub fn healthz() -> Result<Response> {
+async fn healthz(_ctx: Ctx<'_>) -> HandlerResult {
     Ok(Response::json(
         200,
         &serde_json::json!({ "status": "ok", "time": rfc3339_ms(now_ms()) }),
@@ -30,7 +94,7 @@ pub fn healthz() -> Result<Response> {
 }
 
 /// `GET /metrics`
-pub fn metrics() -> Result<Response> {
+async fn metrics(_ctx: Ctx<'_>) -> HandlerResult {
     let mut r = Response::new(
         200,
         crate::http::Body::Bytes(counters::get().render().into_bytes()),
@@ -39,49 +103,10 @@ pub fn metrics() -> Result<Response> {
     Ok(r)
 }
 
-/// `/v1/objects`
-pub async fn objects(ctx: Ctx<'_>) -> Result<Response> {
-    match ctx.head.method() {
-        Method::Post => upload::create(ctx).await,
-        _ => objects::list(&ctx),
-    }
-}
-
-/// `/v1/objects/{id}`
-pub async fn object(ctx: Ctx<'_>) -> Result<Response> {
-    let id = parse_id(ctx.route.param(0))?;
-    match ctx.head.method() {
-        Method::Patch => objects::patch(ctx, id).await,
-        Method::Delete => objects::delete(&ctx, id).await,
-        _ => objects::get(&ctx, id),
-    }
-}
-
-/// `/v1/objects/{id}/content`
-pub async fn object_content(ctx: Ctx<'_>) -> Result<Response> {
-    let id = parse_id(ctx.route.param(0))?;
-    match ctx.head.method() {
-        Method::Put => upload::put_content(ctx, id).await,
-        _ => content::object(&ctx, id).await,
-    }
-}
-
-/// `/v1/blobs/{sha256}`
-pub async fn blob(ctx: Ctx<'_>) -> Result<Response> {
-    let raw = ctx.route.param(0);
-    let sha = crate::util::hex::decode_sha256(raw).ok_or_else(|| {
-        ApiError::new(
-            400,
-            "invalid_hash",
-            "a blob is named by 64 hex digits of its SHA-256",
-        )
-    })?;
-    content::blob(&ctx, sha).await
-}
-
-/// Parse a UUID path parameter.
-fn parse_id(raw: &str) -> Result<ObjectId> {
-    uuid::Uuid::try_parse(raw).map_err(|_| {
+/// The `{id}` path parameter.
+fn id_param(ctx: &Ctx<'_>) -> Result<ObjectId, ApiError> {
+    let raw = ctx.req.param(0);
+    crate::api::parse_uuid(raw, || {
         ApiError::new(
             400,
             "invalid_id",

@@ -1,55 +1,22 @@
-//! Object records: list, get, patch, delete.
+//! Object records: `GET /v1/objects` (list), `GET|PATCH|DELETE /v1/objects/{id}`.
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{object_json, validate, Result};
-use crate::api::Ctx;
+use super::render::{list_json, object_json};
+use super::{id_param, upload::TagsField};
+use crate::core::objects::{Change, ListSpec};
+use crate::core::stream::read_to_vec;
 use crate::http::errors::ApiError;
+use crate::http::request::{Ctx, HandlerResult};
 use crate::http::response::Response;
-use crate::server::conn::ConnIo;
-use crate::store::{Command, ListQuery, ObjectId, ObjectPatch, Reply};
-use crate::util::query::Query;
-use crate::util::time::now_ms;
 
 /// JSON request bodies (PATCH, JSON create) are read whole, so they are bounded.
 pub const MAX_JSON_BODY: u64 = 1 << 20;
 
-/// Read a whole (small) request body.
-pub async fn read_small_body(io: &mut ConnIo, limit: u64) -> Result<Vec<u8>> {
-    if io.declared_length().is_some_and(|n| n > limit) {
-        return Err(too_large(limit));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = io.next_body_chunk().await? {
-        if body.len() as u64 + chunk.len() as u64 > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(chunk);
-    }
-    Ok(body)
-}
-
-fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        413,
-        "payload_too_large",
-        format!("a JSON body may be at most {limit} bytes"),
-    )
-    .closing()
-}
-
-pub fn query(ctx: &Ctx<'_>) -> Result<Query> {
-    Query::parse(ctx.head.query()).map_err(|p| {
-        ApiError::bad_request(format!(
-            "query parameter `{p}` is not valid percent-encoded UTF-8"
-        ))
-    })
-}
-
-/// `GET /v1/objects?namespace=&prefix=&q=&limit=&cursor=`
-pub fn list(ctx: &Ctx<'_>) -> Result<Response> {
-    let q = query(ctx)?;
+/// `GET /v1/objects?namespace=&prefix=&q=&tag=&mime=&limit=&cursor=`
+pub async fn list(ctx: Ctx<'_>) -> HandlerResult {
+    let q = ctx.req.query()?;
     let limit = match q.get("limit") {
         None => 100,
         Some(s) => match s.parse::<usize>() {
@@ -61,21 +28,20 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response> {
             }
         },
     };
-    let namespace = q.get("namespace").map(validate::namespace).transpose()?;
-    let page = ctx.w.store().list_objects(&ListQuery {
-        namespace,
-        prefix: q
-            .get("prefix")
-            .filter(|p| !p.is_empty())
-            .map(str::to_string),
-        q: q.get("q").filter(|p| !p.is_empty()).map(str::to_string),
+    let nonempty = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
+    let spec = ListSpec {
+        namespace: q.get("namespace").map(str::to_string),
+        prefix: nonempty("prefix"),
+        q: nonempty("q"),
+        tag: nonempty("tag"),
+        mime: nonempty("mime"),
+        owner: None,
         limit,
-        cursor: q
-            .get("cursor")
-            .filter(|p| !p.is_empty())
-            .map(str::to_string),
-    })?;
-    let objects: Vec<Value> = page.objects.iter().map(object_json).collect();
+        cursor: nonempty("cursor"),
+    };
+    let page = ctx.svc.list_objects(&ctx.req.caller, &spec)?;
+    let preview = ctx.svc.settings.list_text_preview;
+    let objects: Vec<Value> = page.objects.iter().map(|r| list_json(r, preview)).collect();
     Ok(Response::json(
         200,
         &json!({ "objects": objects, "next_cursor": page.next_cursor }),
@@ -83,12 +49,9 @@ pub fn list(ctx: &Ctx<'_>) -> Result<Response> {
 }
 
 /// `GET /v1/objects/{id}`
-pub fn get(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let rec = ctx
-        .w
-        .store()
-        .get_object(id)?
-        .ok_or_else(|| ApiError::not_found("the object"))?;
+pub async fn get(ctx: Ctx<'_>) -> HandlerResult {
+    let id = id_param(&ctx)?;
+    let rec = ctx.svc.get_object(&ctx.req.caller, id)?;
     Ok(Response::json(200, &object_json(&rec)))
 }
 
@@ -101,69 +64,33 @@ struct PatchBody {
     metadata: Option<Value>,
 }
 
-/// Tags as a JSON list or a comma-separated string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum TagsField {
-    List(Vec<String>),
-    Csv(String),
-}
-
-impl TagsField {
-    pub fn validate(self) -> Result<Vec<String>> {
-        match self {
-            TagsField::List(l) => validate::tags(l),
-            TagsField::Csv(s) => validate::tags_csv(&s),
-        }
-    }
-}
-
 /// `PATCH /v1/objects/{id}`: rename, move, replace tags, merge metadata.
-pub async fn patch(ctx: Ctx<'_>, id: ObjectId) -> Result<Response> {
-    let body = read_small_body(ctx.io, MAX_JSON_BODY).await?;
+pub async fn patch(ctx: Ctx<'_>) -> HandlerResult {
+    let id = id_param(&ctx)?;
+    let body = read_to_vec(ctx.body, MAX_JSON_BODY).await?;
     let p: PatchBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body must be JSON like {{\"name\":..,\"namespace\":..,\"tags\":[..],\"metadata\":{{..}}}}: {e}"
         ))
     })?;
-    let patch = ObjectPatch {
-        name: p.name.as_deref().map(validate::name).transpose()?,
-        namespace: p
-            .namespace
-            .as_deref()
-            .map(validate::namespace)
-            .transpose()?,
-        tags: p.tags.map(TagsField::validate).transpose()?,
-        metadata: p
-            .metadata
-            .map(validate::metadata)
-            .transpose()?
-            .map(|m: Map<String, Value>| m),
+    let metadata = match p.metadata {
+        None => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
     };
-    match ctx
-        .w
-        .store()
-        .writer()
-        .submit(Command::Patch {
-            id,
-            patch,
-            now_ms: now_ms(),
-        })
-        .await?
-    {
-        Reply::Object(rec) => Ok(Response::json(200, &object_json(&rec))),
-        other => Err(ApiError::internal(format!(
-            "unexpected writer reply {other:?}"
-        ))),
-    }
+    let change = Change {
+        name: p.name,
+        namespace: p.namespace,
+        tags: p.tags.map(TagsField::into_list),
+        metadata,
+    };
+    let rec = ctx.svc.change_object(&ctx.req.caller, id, change).await?;
+    Ok(Response::json(200, &object_json(&rec)))
 }
 
 /// `DELETE /v1/objects/{id}`
-pub async fn delete(ctx: &Ctx<'_>, id: ObjectId) -> Result<Response> {
-    ctx.w
-        .store()
-        .writer()
-        .submit(Command::Delete { id })
-        .await?;
+pub async fn delete(ctx: Ctx<'_>) -> HandlerResult {
+    let id = id_param(&ctx)?;
+    ctx.svc.delete_object(&ctx.req.caller, id).await?;
     Ok(Response::empty(204))
 }

@@ -8,9 +8,37 @@ use crate::util::{hex, time::rfc3339_ms};
 /// `{"id","kind","name","namespace","mime_type","size","sha256","state","created_at",
 /// "updated_at","tags","metadata"}`, plus `"content"` for text objects.
 pub fn object_json(r: &ObjectRecord) -> Value {
+    let mut v = base_json(r);
+    if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
+        m.insert("content".into(), Value::String(content.clone()));
+    }
+    v
+}
+
+/// The object as listed: a text object's `content` is cut to `preview` bytes (at a
+/// character boundary) with `"content_truncated": true`, so a page of 1,000 text
+/// objects stays small whatever they hold; the whole text is at `GET /v1/objects/{id}`.
+pub fn list_json(r: &ObjectRecord, preview: usize) -> Value {
+    let mut v = base_json(r);
+    if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
+        if content.len() <= preview {
+            m.insert("content".into(), Value::String(content.clone()));
+        } else {
+            let mut cut = preview;
+            while !content.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.insert("content".into(), Value::String(content[..cut].to_string()));
+            m.insert("content_truncated".into(), Value::Bool(true));
+        }
+    }
+    v
+}
+
+fn base_json(r: &ObjectRecord) -> Value {
     let metadata: Value =
         serde_json::from_str(&r.metadata_json).unwrap_or_else(|_| Value::Object(Map::new()));
-    let mut v = json!({
+    json!({
         "id": r.id.to_string(),
         "kind": match r.kind { Kind::File => "file", Kind::Text => "text" },
         "name": r.name,
@@ -23,9 +51,5 @@ pub fn object_json(r: &ObjectRecord) -> Value {
         "updated_at": rfc3339_ms(r.updated_at_ms),
         "tags": r.tags,
         "metadata": metadata,
-    });
-    if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
-        m.insert("content".into(), Value::String(content.clone()));
-    }
-    v
+    })
 }

@@ -1,4 +1,9 @@
 //! Store tests against real temp directories: reads, the writer, listing, check and gc.
+//! `commands.rs` covers names, aliases, metadata, generations and supervision;
+//! `migration.rs` covers opening stores of older schemas.
+
+mod commands;
+mod migration;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -16,6 +21,7 @@ use uuid::Uuid;
 
 use super::blobs::Layout;
 use super::*;
+use crate::util::time::now_ms;
 
 fn config(dir: &Path, durability: Durability) -> StoreConfig {
     let mut c = StoreConfig::new(dir.join("data"));
@@ -45,6 +51,7 @@ fn file_record(ns: &str, name: &str) -> ObjectRecord {
         content: None,
         owner: None,
         expires_at_ms: None,
+        ..ObjectRecord::blank()
     }
 }
 
@@ -74,6 +81,7 @@ fn create_file(store: &Store, ns: &str, name: &str, bytes: &[u8]) -> ObjectRecor
     object(store.writer().submit_blocking(Command::Create {
         record: file_record(ns, name),
         blob,
+        unique_name: false,
     }))
 }
 
@@ -81,6 +89,7 @@ fn create_pending(store: &Store, ns: &str, name: &str) -> ObjectRecord {
     object(store.writer().submit_blocking(Command::Create {
         record: file_record(ns, name),
         blob: None,
+        unique_name: false,
     }))
 }
 
@@ -130,6 +139,7 @@ fn create_many(store: &Store, items: &[(String, String)]) -> Vec<ObjectRecord> {
             store.writer().submit(Command::Create {
                 record: file_record(ns, name),
                 blob: None,
+                unique_name: false,
             })
         })
         .collect();
@@ -138,6 +148,7 @@ fn create_many(store: &Store, items: &[(String, String)]) -> Vec<ObjectRecord> {
 
 fn lq(ns: Option<&str>, prefix: Option<&str>, q: Option<&str>, limit: usize) -> ListQuery {
     ListQuery {
+        owner: None,
         namespace: ns.map(Into::into),
         prefix: prefix.map(Into::into),
         q: q.map(Into::into),
@@ -207,7 +218,8 @@ fn crud_with_fsync_durability() {
             name: Some("b.txt".into()),
             namespace: Some("other".into()),
             tags: Some(vec!["t1".into()]),
-            metadata: Some(meta),
+            metadata: Some(MetadataChange::Merge(meta)),
+            ..ObjectPatch::default()
         },
         now_ms: rec.updated_at_ms + 5,
     }));
@@ -222,7 +234,7 @@ fn crud_with_fsync_durability() {
     let patched = object(store.writer().submit_blocking(Command::Patch {
         id: rec.id,
         patch: ObjectPatch {
-            metadata: Some(meta),
+            metadata: Some(MetadataChange::Merge(meta)),
             ..ObjectPatch::default()
         },
         now_ms: 1,
@@ -268,6 +280,7 @@ fn crud_with_fsync_durability() {
     let text = object(store.writer().submit_blocking(Command::Create {
         record: text,
         blob: None,
+        unique_name: false,
     }));
     assert_eq!(text.state, State::Stored);
     assert_eq!(
@@ -284,6 +297,7 @@ fn crud_with_fsync_durability() {
     let dup = store.writer().submit_blocking(Command::Create {
         record: text.clone(),
         blob: None,
+        unique_name: false,
     });
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let mut bad_meta = file_record("x", "y");
@@ -291,7 +305,8 @@ fn crud_with_fsync_durability() {
     assert!(matches!(
         store.writer().submit_blocking(Command::Create {
             record: bad_meta,
-            blob: None
+            blob: None,
+            unique_name: false,
         }),
         Err(StoreError::Invalid(_))
     ));
@@ -299,9 +314,11 @@ fn crud_with_fsync_durability() {
     let mut t = file_record("x", "y");
     t.kind = Kind::Text;
     assert!(matches!(
-        store
-            .writer()
-            .submit_blocking(Command::Create { record: t, blob }),
+        store.writer().submit_blocking(Command::Create {
+            record: t,
+            blob,
+            unique_name: false
+        }),
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(
@@ -313,7 +330,8 @@ fn crud_with_fsync_durability() {
     assert!(matches!(
         store.writer().submit_blocking(Command::Create {
             record: file_record("a\0", "y"),
-            blob
+            blob,
+            unique_name: false,
         }),
         Err(StoreError::Invalid(_))
     ));
@@ -398,6 +416,7 @@ fn dedup_refcounts_and_unlink_after_commit() {
     let d = object(store.writer().submit_blocking(Command::Create {
         record: by_hash,
         blob: None,
+        unique_name: false,
     }));
     assert_eq!((d.state, d.size), (State::Stored, 6));
     assert_eq!(
@@ -409,7 +428,8 @@ fn dedup_refcounts_and_unlink_after_commit() {
     assert!(matches!(
         store.writer().submit_blocking(Command::Create {
             record: unknown,
-            blob: None
+            blob: None,
+            unique_name: false,
         }),
         Err(StoreError::Invalid(_))
     ));
@@ -431,6 +451,7 @@ fn delete_and_relink_in_one_batch_keeps_the_file() {
         let again = store.writer().submit(Command::Create {
             record: file_record("ns", "again"),
             blob,
+            unique_name: false,
         });
         assert!(matches!(block_on(del), Ok(Reply::Deleted)));
         let again = object(block_on(again));
@@ -508,6 +529,7 @@ fn set_content_pending_to_stored_and_replace() {
     let t = object(store.writer().submit_blocking(Command::Create {
         record: t,
         blob: None,
+        unique_name: false,
     }));
     let blob = new_blob(&store, b"x");
     let r = store.writer().submit_blocking(Command::SetContent {
@@ -531,43 +553,96 @@ fn set_content_pending_to_stored_and_replace() {
     assert!(check(&dir.path().join("data")).unwrap().is_consistent());
 }
 
+fn mark_lost(store: &Store, id: ObjectId, sha256: Sha256) -> ObjectRecord {
+    object(
+        store
+            .writer()
+            .submit_blocking(Command::MarkLost { id, sha256 }),
+    )
+}
+
+fn heal(store: &Store, id: ObjectId, sha256: Sha256) -> Result<Reply, StoreError> {
+    store.writer().submit_blocking(Command::Heal { id, sha256 })
+}
+
 #[test]
 fn mark_lost_and_heal_by_reupload() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
+    let h = sha(b"ephemeral");
     let rec = create_file(&store, "ns", "gone", b"ephemeral");
-    fs::remove_file(store.blob_path(&sha(b"ephemeral"))).unwrap();
-    let lost = object(
-        store
-            .writer()
-            .submit_blocking(Command::MarkLost { id: rec.id }),
-    );
+    fs::remove_file(store.blob_path(&h)).unwrap();
+    // A stale observation (another hash) changes nothing.
+    assert_eq!(mark_lost(&store, rec.id, [0; 32]).state, State::Stored);
+    let lost = mark_lost(&store, rec.id, h);
     assert_eq!(lost.state, State::Lost);
     assert_eq!(
         store.get_object(rec.id).unwrap().unwrap().state,
         State::Lost
     );
+    // Already lost: a no-op that answers the record.
+    assert_eq!(mark_lost(&store, rec.id, h), lost);
+    // Pending and text objects have no content to lose: no-op replies, not errors.
     let pending = create_pending(&store, "ns", "p");
+    assert_eq!(mark_lost(&store, pending.id, h), pending);
     assert!(matches!(
-        store
-            .writer()
-            .submit_blocking(Command::MarkLost { id: pending.id }),
-        Err(StoreError::Conflict(_))
+        store.writer().submit_blocking(Command::MarkLost {
+            id: Uuid::now_v7(),
+            sha256: h
+        }),
+        Err(StoreError::NotFound)
     ));
+    // Healing while the file is still missing is refused; the record stays lost.
+    let r = heal(&store, rec.id, h);
+    assert!(
+        matches!(&r, Err(StoreError::Conflict(m)) if m.contains("still missing")),
+        "{r:?}"
+    );
+    assert_eq!(
+        store.get_object(rec.id).unwrap().unwrap().state,
+        State::Lost
+    );
     // The same bytes uploaded again restore the file (the record existed, the file not).
     create_file(&store, "ns", "again", b"ephemeral");
+    assert_eq!(fs::read(store.blob_path(&h)).unwrap(), b"ephemeral");
+    assert_eq!(store.get_blob(&h).unwrap().unwrap().refcount, 2);
+    // Heal with another hash: no-op; with the right one: stored again.
+    let same = object(heal(&store, rec.id, [1; 32]));
+    assert_eq!(same.state, State::Lost);
+    let healed = object(heal(&store, rec.id, h));
+    assert_eq!(healed.state, State::Stored);
     assert_eq!(
-        fs::read(store.blob_path(&sha(b"ephemeral"))).unwrap(),
-        b"ephemeral"
+        object(heal(&store, rec.id, h)),
+        healed,
+        "healing twice is a no-op"
     );
-    assert_eq!(
-        store
-            .get_blob(&sha(b"ephemeral"))
-            .unwrap()
-            .unwrap()
-            .refcount,
-        2
-    );
+    drop(store);
+    let report = check(&dir.path().join("data")).unwrap();
+    assert!(report.is_consistent(), "{:?}", report.problems);
+}
+
+#[test]
+fn mark_lost_never_hits_new_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let rec = create_file(&store, "ns", "x", b"old content");
+    let old = sha(b"old content");
+    // A reader saw the old file missing; meanwhile the content was replaced. Queued in
+    // this order, the MarkLost lands after the SetContent and must not touch it.
+    let set = store.writer().submit(Command::SetContent {
+        id: rec.id,
+        blob: new_blob(&store, b"new content"),
+        mime_type: None,
+        now_ms: 5,
+    });
+    let mark = store.writer().submit(Command::MarkLost {
+        id: rec.id,
+        sha256: old,
+    });
+    object(block_on(set));
+    let after = object(block_on(mark));
+    assert_eq!(after.state, State::Stored);
+    assert_eq!(after.sha256, Some(sha(b"new content")));
 }
 
 #[test]
@@ -807,11 +882,11 @@ fn group_commit_from_eight_threads() {
                     let bytes = format!("thread {t} item {i}");
                     let blob = Some(new_blob(&store, bytes.as_bytes()));
                     let rec = file_record(&format!("t{t}"), &format!("i{i:03}"));
-                    object(
-                        store
-                            .writer()
-                            .submit_blocking(Command::Create { record: rec, blob }),
-                    );
+                    object(store.writer().submit_blocking(Command::Create {
+                        record: rec,
+                        blob,
+                        unique_name: false,
+                    }));
                 }
             })
         })
@@ -1028,6 +1103,8 @@ fn reopen_keeps_everything_and_the_admin_token() {
         label: "t".into(),
         created_at_ms: 0,
         expires_at_ms: None,
+        id: [7; 16],
+        last_used_ms: None,
     };
     assert_eq!(
         store
@@ -1050,6 +1127,8 @@ fn reopen_keeps_everything_and_the_admin_token() {
     let (old_token, old_digest) = generate_token().unwrap();
     let expired = TokenRecord {
         expires_at_ms: Some(1),
+        id: [7; 16],
+        last_used_ms: None,
         ..rec
     };
     store
@@ -1130,6 +1209,7 @@ fn dropping_the_store_closes_the_writer() {
     let r = writer.submit_blocking(Command::Create {
         record: file_record("a", "b"),
         blob: Some(blob),
+        unique_name: false,
     });
     assert!(matches!(r, Err(StoreError::Closed)), "{r:?}");
     assert!(!tmp.exists(), "a refused upload kept its temp file");
@@ -1198,6 +1278,7 @@ fn map_full_is_full_and_leaves_no_trace() {
         match store.writer().submit_blocking(Command::Create {
             record: rec,
             blob: None,
+            unique_name: false,
         }) {
             Ok(_) => {}
             Err(e) => {
@@ -1211,9 +1292,11 @@ fn map_full_is_full_and_leaves_no_trace() {
     let mut rec = file_record("ns", "with-blob");
     rec.metadata_json = big.clone();
     let blob = Some(new_blob(&store, b"never stored"));
-    let r = store
-        .writer()
-        .submit_blocking(Command::Create { record: rec, blob });
+    let r = store.writer().submit_blocking(Command::Create {
+        record: rec,
+        blob,
+        unique_name: false,
+    });
     assert!(matches!(r, Err(StoreError::Full)), "{r:?}");
     assert!(!store.blob_path(&sha(b"never stored")).exists());
     assert_eq!(tmp_entries(&store), 0);
@@ -1479,4 +1562,27 @@ fn handles_are_send_and_sync() {
     let fut = store.writer().submit(Command::Gc);
     send(&fut);
     assert!(matches!(block_on(fut), Ok(Reply::Gc(_))));
+}
+
+#[test]
+fn a_missing_metadata_file_beside_blobs_is_refused_not_wiped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rec = {
+        let store = open(dir.path());
+        create_file(&store, "default", "keep.bin", b"precious bytes")
+    };
+    let blob = data
+        .join("blobs")
+        .join(&crate::util::hex::encode(&rec.sha256.unwrap())[..2]);
+    assert_eq!(std::fs::read_dir(&blob).unwrap().count(), 1);
+    // The metadata file vanishes (a half-restored backup, a lost directory entry).
+    std::fs::remove_file(data.join("meta").join("data.mdb")).unwrap();
+    let err = Store::open(config(dir.path(), Durability::None))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refusing to start"), "{err}");
+    // The blob is still there, and nothing was created.
+    assert_eq!(std::fs::read_dir(&blob).unwrap().count(), 1);
+    assert!(!data.join("meta").join("data.mdb").exists());
 }

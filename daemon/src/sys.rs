@@ -1,4 +1,5 @@
-//! The few raw system calls the daemon makes itself, and all of its `unsafe`:
+//! The few raw system calls the daemon makes itself, and all of its `unsafe` (outside
+//! the store's LMDB setup): a leaf module that the server and the core both use.
 //!
 //! - SIGTERM/SIGINT without async signal handlers: the main thread blocks both signals
 //!   before any worker starts (so every thread inherits the mask) and then waits for one
@@ -110,6 +111,28 @@ pub fn sendfile(
         Some(offset),
         count,
     )?)
+}
+
+/// What `fstat` says about an open file: enough to tell that it was deleted (no links
+/// left), replaced, or rewritten in place since it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileState {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub nlink: u64,
+}
+
+/// `fstat(2)` of an open descriptor. Answered from the in-memory inode: it never waits
+/// for the disk, so it is allowed on a worker thread.
+pub fn fstat(fd: &impl AsRawFd) -> io::Result<FileState> {
+    let st = rustix::fs::fstat(borrow(fd))?;
+    Ok(FileState {
+        size: st.st_size as u64,
+        mtime_ns: (st.st_mtime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_mtime_nsec as i64),
+        nlink: st.st_nlink as u64,
+    })
 }
 
 /// Free bytes (for unprivileged users) and total bytes of the file system holding `fd`.

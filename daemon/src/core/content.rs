@@ -1,0 +1,237 @@
+//! Serving bytes: an object's (or a blob's) content as a [`Representation`] with its
+//! validators ready, the RFC 9110 §13.2.2 decision for a request's conditions, and the
+//! open blob when bytes must be sent. Each API turns the result into its response
+//! (the HTTP layer's `content` helper does the common part).
+//!
+//! Conditionals and ranges are decided from the record alone, before any file is
+//! touched: a 304 or 412 costs one cached lookup. Only 200/206 open the blob, through
+//! the worker's blob cache, which notices a file deleted or changed behind our back on
+//! the very next request:
+//! - a managed blob whose file is gone is `lost` (410); the record is marked lost in the
+//!   background (only if it still names that content), and healed as soon as the file
+//!   is back (the same bytes uploaded again);
+//! - a scanned file that vanished is `not_found` (404) and one that changed since the
+//!   scan is not served under its old ETag (404 `changed`) until the next scan;
+//! - a blob whose size or hash does not match is 500 `corrupt`, never served.
+
+use std::rc::Rc;
+
+use ringbox_protocol::conditional::{evaluate, format_http_date, Conditions, Decision, Validators};
+use ringbox_protocol::range::ByteRange;
+
+use super::access::Caller;
+use super::blob_cache::{BlobCache, BlobLocation, BlobSource, OpenError};
+use super::error::{CoreError, CoreResult, ErrorKind};
+use super::hot_cache::HotEntry;
+use super::Local;
+use crate::store::{Command, ObjectId, State};
+use crate::util::hex;
+
+/// What is served: validators and header values, ready to be copied into a response
+/// (shared, so a hot object costs no formatting).
+#[derive(Debug)]
+pub struct Representation {
+    pub sha: [u8; 32],
+    pub size: u64,
+    pub mime: Rc<str>,
+    /// `"<sha256 hex>"`.
+    pub etag: Rc<str>,
+    pub last_modified_secs: u64,
+    pub last_modified: Rc<str>,
+    /// The name for `Content-Disposition`.
+    pub filename: Rc<str>,
+    /// Ready `inline; filename=...` value.
+    pub inline_disposition: Rc<str>,
+    /// Text objects carry their bytes in the record.
+    pub text: Option<Rc<[u8]>>,
+    /// The object served, when served by object (None for a blob by hash).
+    pub object: Option<ObjectId>,
+    /// The record's content state (`Lost` objects are tried again before a 410).
+    pub state: State,
+}
+
+/// The outcome of serving a representation.
+#[derive(Debug)]
+pub enum Served {
+    /// 304.
+    NotModified,
+    /// 412.
+    PreconditionFailed,
+    /// 416.
+    RangeNotSatisfiable,
+    /// 200 with the whole content.
+    Full(BlobSource),
+    /// 206 with these ranges (one or more).
+    Partial(BlobSource, Vec<ByteRange>),
+}
+
+/// 410 for content that vanished from the managed store.
+pub fn lost() -> CoreError {
+    CoreError::new(
+        ErrorKind::Gone,
+        "lost",
+        "the object's bytes are gone from the blob store; upload the content again (see `ringbox check`)",
+    )
+}
+
+/// 409 for a file object without content yet.
+pub fn pending() -> CoreError {
+    CoreError::new(
+        ErrorKind::Conflict,
+        "pending",
+        "the object has no content yet; upload it with PUT /v1/objects/{id}/content",
+    )
+}
+
+impl Local {
+    /// The content of object `id` as `caller` may see it: from the worker's hot cache
+    /// or LMDB. `NotFound` when the caller may not read it; `pending` without content.
+    pub fn object_content(&self, caller: &Caller, id: ObjectId) -> CoreResult<Rc<HotEntry>> {
+        let generation = self.data_generation();
+        let cached = self.hot.borrow_mut().get(id, generation);
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let rec = self
+                    .store
+                    .get_object(id)?
+                    .ok_or_else(|| CoreError::not_found("the object"))?;
+                let entry = Rc::new(HotEntry::new(rec));
+                self.hot.borrow_mut().insert(id, generation, entry.clone());
+                entry
+            }
+        };
+        if !self.settings.policy.may_read(caller, &entry.rec) {
+            return Err(CoreError::not_found("the object"));
+        }
+        match &entry.rep {
+            None => Err(pending()),
+            Some(_) => Ok(entry),
+        }
+    }
+
+    /// The content of a blob by its hash (no object, no name): for admins (and
+    /// everyone when the store is public), and for users who own an object with that
+    /// content; others are told it does not exist.
+    pub fn blob_content(&self, caller: &Caller, sha: [u8; 32]) -> CoreResult<Representation> {
+        let visible = self.settings.policy.sees_everything(caller)
+            || match caller.user() {
+                Some(user) => self.store.owner_has_blob(user, &sha)?,
+                None => false,
+            };
+        if !visible {
+            return Err(CoreError::not_found("a blob with this hash"));
+        }
+        let b = self
+            .store
+            .get_blob(&sha)?
+            .filter(|b| b.refcount > 0)
+            .ok_or_else(|| CoreError::not_found("a blob with this hash"))?;
+        let hex_name = hex::encode(&sha);
+        let secs = (b.created_at_ms / 1000).max(0) as u64;
+        let lm = format_http_date(secs);
+        let inline = ringbox_protocol::response::content_disposition(
+            ringbox_protocol::response::DispositionKind::Inline,
+            &hex_name,
+        );
+        Ok(Representation {
+            sha,
+            size: b.size,
+            mime: "application/octet-stream".into(),
+            etag: format!("\"{hex_name}\"").into(),
+            last_modified_secs: secs,
+            last_modified: std::str::from_utf8(&lm).unwrap_or_default().into(),
+            filename: hex_name.into(),
+            inline_disposition: inline.into(),
+            text: None,
+            object: None,
+            state: State::Stored,
+        })
+    }
+
+    /// Decide what to answer for `conditions`, and open the bytes for a 200/206.
+    pub async fn serve(
+        &self,
+        rep: &Representation,
+        conditions: &Conditions<'_>,
+    ) -> CoreResult<Served> {
+        let validators = Validators {
+            etag: &rep.etag,
+            last_modified: Some(rep.last_modified_secs),
+            len: rep.size,
+        };
+        match evaluate(true, conditions, &validators, &self.settings.limits) {
+            Decision::NotModified => Ok(Served::NotModified),
+            Decision::PreconditionFailed => Ok(Served::PreconditionFailed),
+            Decision::RangeNotSatisfiable => Ok(Served::RangeNotSatisfiable),
+            Decision::Full => Ok(Served::Full(self.open_content(rep).await?)),
+            Decision::Partial(ranges) => Ok(Served::Partial(self.open_content(rep).await?, ranges)),
+        }
+    }
+
+    /// The bytes of `rep`, through the worker's blob cache.
+    pub async fn open_content(&self, rep: &Representation) -> CoreResult<BlobSource> {
+        if let Some(text) = &rep.text {
+            return Ok(BlobSource::Memory(text.clone()));
+        }
+        let path = self.store.blob_path(&rep.sha);
+        let opened = BlobCache::open(
+            &self.blobs,
+            &self.pool,
+            BlobLocation::Managed(&path),
+            &rep.sha,
+            rep.size,
+        )
+        .await;
+        match opened {
+            Ok(source) => {
+                if rep.state == State::Lost {
+                    if let Some(id) = rep.object {
+                        self.heal_in_background(id, rep.sha);
+                    }
+                }
+                Ok(source)
+            }
+            Err(OpenError::Lost) => {
+                if let (Some(id), State::Stored) = (rep.object, rep.state) {
+                    tracing::warn!(%id, sha = %hex::encode(&rep.sha), "blob file is missing; marking the object lost");
+                    self.mark_lost_in_background(id, rep.sha);
+                }
+                Err(lost())
+            }
+            Err(OpenError::Changed) => Err(CoreError::new(
+                ErrorKind::NotFound,
+                "changed",
+                "the file changed since it was indexed; it is served again after the next scan",
+            )),
+            Err(OpenError::Corrupt(msg)) => {
+                tracing::error!(sha = %hex::encode(&rep.sha), "{msg}");
+                Err(CoreError::new(
+                    ErrorKind::Internal,
+                    "corrupt",
+                    format!("{msg}; the content is not served under its hash. Run `ringbox check`"),
+                ))
+            }
+            Err(OpenError::Io(e)) => Err(e.into()),
+        }
+    }
+
+    /// Mark the object lost, unless its content changed meanwhile (the writer checks
+    /// that it still names `sha256`).
+    fn mark_lost_in_background(&self, id: ObjectId, sha256: [u8; 32]) {
+        let mark = self.store.writer().submit(Command::MarkLost { id, sha256 });
+        monoio::spawn(async move {
+            let _ = mark.await;
+        });
+    }
+
+    /// The blob of a lost object is back (the same bytes were uploaded again): the
+    /// object is stored again.
+    fn heal_in_background(&self, id: ObjectId, sha256: [u8; 32]) {
+        tracing::info!(%id, "blob file is back; the object is no longer lost");
+        let heal = self.store.writer().submit(Command::Heal { id, sha256 });
+        monoio::spawn(async move {
+            let _ = heal.await;
+        });
+    }
+}
