@@ -4,6 +4,8 @@
 //!
 //! Every limit is a setting with a safe default, written beside the attack it stops.
 
+pub mod media;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,6 +122,9 @@ pub struct ServeArgs {
     /// `native=60,1000,5000`; repeatable).
     #[arg(long = "rate-limit", env = "RINGBOX_RATE_LIMIT", value_delimiter = ';')]
     pub rate_limits: Vec<String>,
+    /// Thumbnails and directory scans (`config/media.rs`).
+    #[command(flatten)]
+    pub media: media::MediaArgs,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -151,6 +156,19 @@ struct FileConfig {
     access_token_ttl: Option<toml::Value>,
     cors_origins: Option<String>,
     rate_limits: Option<Vec<String>>,
+    // Media (`config/media.rs`).
+    scan_dirs: Option<Vec<PathBuf>>,
+    rescan_interval: Option<toml::Value>,
+    scan_owner: Option<String>,
+    scan_extensions: Option<String>,
+    thumbnail_concurrency: Option<usize>,
+    thumbnail_timeout: Option<toml::Value>,
+    thumbnail_wait: Option<toml::Value>,
+    thumbnail_max_pixels: Option<u64>,
+    thumbnail_max_memory: Option<toml::Value>,
+    thumbnail_max_input: Option<toml::Value>,
+    thumbnail_nice: Option<i32>,
+    thumbnail_eager: Option<bool>,
 }
 
 /// The validated configuration the server runs with.
@@ -196,6 +214,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// (api, [anonymous, user, token] per minute; 0 = unlimited) overrides.
     pub rate_limits: Vec<(String, [u32; 3])>,
+    /// Directories indexed in place.
+    pub scan: crate::core::scan::ScanSettings,
+    /// Thumbnail concurrency, limits and timeouts.
+    pub thumbnails: crate::core::thumbs::ThumbSettings,
 }
 
 impl Default for Config {
@@ -226,6 +248,8 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(3600),
             cors_origins: Vec::new(),
             rate_limits: Vec::new(),
+            scan: crate::core::scan::ScanSettings::default(),
+            thumbnails: crate::core::thumbs::ThumbSettings::default(),
         }
     }
 }
@@ -260,6 +284,8 @@ impl Config {
                 parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}")))
             })
         };
+        let scan = media::scan_settings(&args.media, &file)?;
+        let thumbnails = media::thumb_settings(&args.media, &file)?;
         let cfg = Config {
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             data: args.data.clone().or(file.data).unwrap_or(d.data),
@@ -368,6 +394,8 @@ impl Config {
             } else {
                 args.rate_limits.clone()
             })?,
+            scan,
+            thumbnails,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -182,6 +182,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         limits: cfg.protocol_limits(),
         max_file_size: cfg.max_file_size,
         default_quota: cfg.user_quota,
+        thumbnails: cfg.thumbnails.clone(),
         ..Settings::default()
     };
     let accounts = match open_accounts(&cfg) {
@@ -192,7 +193,19 @@ fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let core = Arc::new(Core::new(store, settings, pool, accounts));
-    match server::workers::run(cfg, core, router) {
+    // Directories indexed in place: the first scan starts now, in the background.
+    let scanner = match crate::core::scan::start(core.clone(), cfg.scan.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = server::workers::run(cfg, core, router);
+    if let Some(s) = scanner {
+        s.stop();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server failed: {e}");

@@ -24,13 +24,17 @@ pub mod content;
 pub mod error;
 pub mod hot_cache;
 pub mod identity;
-// Media type detection, probing and thumbnails; wired by the media work.
+// Media type detection, probing and thumbnails: a library, not every item of which
+// the daemon calls.
 #[allow(dead_code)]
 pub mod media;
+pub mod media_jobs;
 pub mod naming;
 pub mod objects;
 pub mod pool;
+pub mod scan;
 pub mod stream;
+pub mod thumbs;
 pub mod upload;
 pub mod users;
 
@@ -66,6 +70,8 @@ pub struct Settings {
     pub default_quota: Option<u64>,
     /// Text content shown per object in listings (the full text is on the object).
     pub list_text_preview: usize,
+    /// Thumbnails: concurrency, limits, timeouts (`--thumbnail-*`).
+    pub thumbnails: thumbs::ThumbSettings,
 }
 
 impl Default for Settings {
@@ -76,6 +82,7 @@ impl Default for Settings {
             max_file_size: None,
             default_quota: None,
             list_text_preview: 256,
+            thumbnails: thumbs::ThumbSettings::default(),
         }
     }
 }
@@ -87,15 +94,19 @@ pub struct Core {
     pub settings: Settings,
     pub pool: BlockingPool,
     pub accounts: Accounts,
+    /// The thumbnail engine (its own decoding threads, the cache under `thumbs/`).
+    pub thumbs: thumbs::ThumbEngine,
 }
 
 impl Core {
     pub fn new(store: Store, settings: Settings, pool: BlockingPool, accounts: Accounts) -> Core {
+        let thumbs = thumbs::ThumbEngine::new(&store, settings.thumbnails.clone(), &pool);
         Core {
             store,
             settings,
             pool,
             accounts,
+            thumbs,
         }
     }
 
@@ -114,6 +125,8 @@ pub struct Local {
     pub(crate) blobs: RefCell<BlobCache>,
     pub(crate) hot: RefCell<HotCache>,
     pub(crate) creds: CredentialCache,
+    /// Recently served thumbnails.
+    pub(crate) thumbs_mem: RefCell<thumbs::ThumbCache>,
 }
 
 impl Local {
@@ -124,6 +137,7 @@ impl Local {
             blobs: RefCell::new(BlobCache::default()),
             hot: RefCell::new(HotCache::default()),
             creds,
+            thumbs_mem: RefCell::new(thumbs::ThumbCache::default()),
         }
     }
 

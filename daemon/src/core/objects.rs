@@ -100,9 +100,21 @@ impl Local {
         Ok(rec)
     }
 
-    /// `GET` of an object's record.
+    /// `GET` of an object's record, as `caller` may see it (see [`Local::shown_to`]).
     pub fn get_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
-        self.object_for_read(caller, id)
+        Ok(self.shown_to(caller, self.object_for_read(caller, id)?))
+    }
+
+    /// A record as `caller` may see it: the GPS position of its media is removed for
+    /// anyone but its owner and admins. Every service that hands a record to an API
+    /// for display passes it through here, so no renderer decides.
+    pub fn shown_to(&self, caller: &Caller, mut rec: ObjectRecord) -> ObjectRecord {
+        if !self.settings.policy.may_see_location(caller, &rec) {
+            if let Some(m) = &mut rec.media {
+                m.gps = None;
+            }
+        }
+        rec
     }
 
     /// One page of the objects `caller` may see.
@@ -144,7 +156,11 @@ impl Local {
                         .is_none_or(|m| mime_matches(m, &rec.mime_type))
             })?;
         Ok(Page {
-            objects: page.objects,
+            objects: page
+                .objects
+                .into_iter()
+                .map(|r| self.shown_to(caller, r))
+                .collect(),
             next_cursor: page.next_cursor,
         })
     }
@@ -172,12 +188,14 @@ impl Local {
                 .map(MetadataChange::Merge),
             ..ObjectPatch::default()
         };
-        self.commit_object(Command::Patch {
-            id,
-            patch,
-            now_ms: now_ms(),
-        })
-        .await
+        let rec = self
+            .commit_object(Command::Patch {
+                id,
+                patch,
+                now_ms: now_ms(),
+            })
+            .await?;
+        Ok(self.shown_to(caller, rec))
     }
 
     /// Delete an object (its blob goes when nothing else references it).

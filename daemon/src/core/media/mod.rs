@@ -9,7 +9,7 @@
 //! by the limits documented in each module — [`DecodeLimits`] for thumbnails, fixed
 //! EXIF limits (64 KiB block, 256 KiB of a TIFF head) for probing.
 //!
-//! Not here: video/PDF/HEIC thumbnails (no decoder compiled in; they report
+//! Not here: video/PDF/HEIC/TIFF thumbnails (no decoder compiled in; they report
 //! "no thumbnail for this type"), caching of thumbnails, directory walking.
 
 pub mod exif;

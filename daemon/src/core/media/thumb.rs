@@ -213,7 +213,7 @@ impl From<std::io::Error> for ThumbError {
         use std::io::ErrorKind;
         match e.kind() {
             ErrorKind::UnexpectedEof => ThumbError::Truncated,
-            // Decoders (tiff's LZW, for one) report bad data as I/O errors of this kind.
+            // Some decoders report bad data as I/O errors of this kind.
             ErrorKind::InvalidData | ErrorKind::InvalidInput => ThumbError::Corrupt(e.to_string()),
             _ => ThumbError::Io(e.to_string()),
         }
@@ -408,7 +408,6 @@ fn decode_with_image<R: BufRead + Seek>(
         "image/gif" => ImageFormat::Gif,
         "image/webp" => ImageFormat::WebP,
         "image/bmp" => ImageFormat::Bmp,
-        "image/tiff" => ImageFormat::Tiff,
         other => {
             return Err(ThumbError::Unsupported {
                 mime: other.to_string(),
