@@ -49,6 +49,9 @@ enum Cmd {
         /// Data directory.
         #[arg(long, env = "RINGBOX_DATA", default_value = "data")]
         data: PathBuf,
+        /// Also hash every file indexed in place (slow: reads every byte).
+        #[arg(long)]
+        hash_scanned: bool,
     },
     /// Remove blobs that no object references, offline.
     Gc {
@@ -73,7 +76,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Cmd::Serve(args) => serve(&args),
-        Cmd::Check { data } => match store::check(&data) {
+        Cmd::Check { data, hash_scanned } => match store::check_with(&data, hash_scanned) {
             Ok(report) => {
                 let ok = report.problems.is_empty();
                 let json = serde_json::json!({
@@ -83,6 +86,12 @@ fn main() -> ExitCode {
                     "problems": report.problems,
                     "orphans": report.orphans,
                     "tmp_leftovers": report.tmp_leftovers,
+                    "scanned": {
+                        "files": report.scanned.files,
+                        "missing": report.scanned.missing,
+                        "changed": report.scanned.changed,
+                        "hashed": report.scanned.hashed,
+                    },
                 });
                 report_json(&json);
                 if ok {

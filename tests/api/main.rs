@@ -18,6 +18,7 @@ mod hardening;
 mod health;
 mod lifecycle;
 mod listing;
+mod media;
 mod objects;
 mod robustness;
 mod storage;

@@ -69,7 +69,7 @@ use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 #[allow(unused_imports)]
 pub use crate::util::hex::encode as sha256_hex;
 #[allow(unused_imports)]
-pub use check::{check, gc, CheckReport};
+pub use check::{check, check_with, gc, CheckReport};
 #[allow(unused_imports)]
 pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 #[allow(unused_imports)]
