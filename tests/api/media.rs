@@ -581,6 +581,17 @@ fn scan_dir() -> ScanDir {
     std::fs::write(outside.join("secret.jpg"), media_file("photo.jpg")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret.jpg"), root.join("escape.jpg")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("escape-dir")).unwrap();
+    // A FIFO (opening it would block) and a name that is not UTF-8.
+    let fifo =
+        std::ffi::CString::new(root.join("pipe.jpg").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    use std::os::unix::ffi::OsStrExt as _;
+    std::fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"bad\xff.jpg")),
+        media_file("photo.jpg"),
+    )
+    .unwrap();
     ScanDir {
         _tmp: tmp,
         root,
@@ -624,8 +635,13 @@ fn scanned_directories_are_indexed_in_place_and_rescanned() {
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
         ["photo.jpg", "sub/clip.mp4"],
-        "no .txt, no hidden file, no symlink leaving the root"
+        "no .txt, no hidden file, no symlink leaving the root, no FIFO, no non-UTF-8 name"
     );
+    assert!(
+        metric(&c, "ringbox_scan_errors_total") >= 1.0,
+        "the non-UTF-8 name is counted"
+    );
+    assert!(d.log().contains("not UTF-8"), "and logged");
     let photo = &first["photo.jpg"];
     assert_eq!(photo["mime_type"], "image/jpeg");
     assert_eq!(photo["sha256"], sha256_hex(&media_file("photo.jpg")));
