@@ -11,6 +11,7 @@
 
 pub mod hammer;
 pub mod http;
+pub mod photos;
 pub mod proc;
 pub mod report;
 pub mod scenarios;
