@@ -41,14 +41,17 @@ use clap::Parser;
 use ringbox_bench::load::http::Conn;
 use ringbox_bench::load::photos::write_photos;
 use ringbox_bench::load::proc::{run_with_timeout, ServerProcess};
-use ringbox_bench::load::report::{Better, Measurement, Round, RunReport, ScenarioResult};
 use ringbox_bench::load::report::write_results;
+use ringbox_bench::load::report::{Better, Measurement, Round, RunReport, ScenarioResult};
 use ringbox_bench::load::servers::parse_addr;
 use ringbox_bench::load::setup::{self, utc_now, Machine, Paths};
 use ringbox_bench::load::HarnessError;
 
 #[derive(Parser, Debug)]
-#[command(name = "thumbbench", about = "Thumbnails per second: ringbox against vipsthumbnail and ImageMagick")]
+#[command(
+    name = "thumbbench",
+    about = "Thumbnails per second: ringbox against vipsthumbnail and ImageMagick"
+)]
 struct Args {
     /// Photos per round (12 MP JPEGs, generated once and reused).
     #[arg(long, default_value_t = 24)]
@@ -129,7 +132,9 @@ fn ensure_tools(install: bool) -> Result<(PathBuf, PathBuf), HarnessError> {
     run_with_timeout(c, TIMEOUT)?;
     match find() {
         (Some(v), Some(c)) => Ok((v, c)),
-        _ => Err(HarnessError::msg(format!("`{cmd}` did not provide the tools"))),
+        _ => Err(HarnessError::msg(format!(
+            "`{cmd}` did not provide the tools"
+        ))),
     }
 }
 
@@ -188,8 +193,8 @@ fn ringbox_round(
         .args(["--thumbnail-wait", "300s", "--max-connections-per-ip", "0"]);
     let mut process = ServerProcess::spawn("ringbox", cmd, &dir.join("server.log"))?;
     let line = process.wait_for_line("ringbox listening", Duration::from_secs(30))?;
-    let addr = parse_addr(&line)
-        .ok_or_else(|| HarnessError::msg(format!("no addr in {line:?}")))?;
+    let addr =
+        parse_addr(&line).ok_or_else(|| HarnessError::msg(format!("no addr in {line:?}")))?;
     let token = std::fs::read_to_string(data.join("admin.token"))
         .map_err(|e| HarnessError::io("read the admin token", e))?;
     let auth = format!("Bearer {}", token.trim());
@@ -223,7 +228,8 @@ fn ringbox_round(
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(id) = ids.get(i) else { return Ok(()) };
                         let target = format!("/v1/objects/{id}/thumbnail?size={size}&format=jpeg");
-                        let resp = conn.request("GET", &target, &[("Authorization", &auth)], None)?;
+                        let resp =
+                            conn.request("GET", &target, &[("Authorization", &auth)], None)?;
                         if resp.status != 200 {
                             return Err(HarnessError::msg(format!(
                                 "ringbox: GET {target}: {} {}",
@@ -237,7 +243,8 @@ fn ringbox_round(
             })
             .collect();
         for h in handles {
-            h.join().map_err(|_| HarnessError::msg("a client thread panicked"))??;
+            h.join()
+                .map_err(|_| HarnessError::msg("a client thread panicked"))??;
         }
         Ok(())
     })?;
@@ -291,7 +298,8 @@ fn peer_round(
             })
             .collect();
         for h in handles {
-            h.join().map_err(|_| HarnessError::msg("a worker thread panicked"))??;
+            h.join()
+                .map_err(|_| HarnessError::msg("a worker thread panicked"))??;
         }
         Ok(())
     })?;
@@ -322,7 +330,10 @@ fn run(args: Args) -> Result<(), HarnessError> {
     }
     let bin = args.ringbox_bin.clone().unwrap_or_else(|| paths.ringbox());
     let machine = Machine::describe(&paths);
-    let cores = args.cores.unwrap_or(machine.nproc).clamp(1, machine.nproc.max(1));
+    let cores = args
+        .cores
+        .unwrap_or(machine.nproc)
+        .clamp(1, machine.nproc.max(1));
     let cpus = if cores == 1 {
         "0".to_string()
     } else {
@@ -346,14 +357,20 @@ fn run(args: Args) -> Result<(), HarnessError> {
         let mut record = |name: &str, res: Result<f64, HarnessError>| {
             let m = match res {
                 Ok(v) => {
-                    eprintln!("  [thumbnails] round {round}/{} {name:<17} {v:.1} thumbnails/s", args.rounds);
+                    eprintln!(
+                        "  [thumbnails] round {round}/{} {name:<17} {v:.1} thumbnails/s",
+                        args.rounds
+                    );
                     Measurement {
                         value: Some(v),
                         ..Measurement::default()
                     }
                 }
                 Err(e) => {
-                    eprintln!("  [thumbnails] round {round}/{} {name:<17} FAILED: {e}", args.rounds);
+                    eprintln!(
+                        "  [thumbnails] round {round}/{} {name:<17} FAILED: {e}",
+                        args.rounds
+                    );
                     Measurement {
                         value: None,
                         error: Some(e.to_string()),
@@ -372,13 +389,20 @@ fn run(args: Args) -> Result<(), HarnessError> {
         let _ = std::fs::remove_dir_all(&rb_dir);
         record(
             "vipsthumbnail",
-            peer_round(cores, &run_dir, &photos, size, "vipsthumbnail", |files, out| {
-                let mut c = taskset(&cpus, &vips);
-                c.args(["--size", &size.to_string(), "-o"])
-                    .arg(format!("{}/%s.jpg[Q=82,strip]", out.display()))
-                    .args(files);
-                vec![c]
-            }),
+            peer_round(
+                cores,
+                &run_dir,
+                &photos,
+                size,
+                "vipsthumbnail",
+                |files, out| {
+                    let mut c = taskset(&cpus, &vips);
+                    c.args(["--size", &size.to_string(), "-o"])
+                        .arg(format!("{}/%s.jpg[Q=82,strip]", out.display()))
+                        .args(files);
+                    vec![c]
+                },
+            ),
         );
         for (name, hint) in [("imagemagick", false), ("imagemagick-hint", true)] {
             record(
@@ -389,7 +413,10 @@ fn run(args: Args) -> Result<(), HarnessError> {
                         .map(|f| {
                             let mut c = taskset(&cpus, &convert);
                             if hint {
-                                c.args(["-define", &format!("jpeg:size={}x{}", size * 2, size * 2)]);
+                                c.args([
+                                    "-define",
+                                    &format!("jpeg:size={}x{}", size * 2, size * 2),
+                                ]);
                             }
                             c.arg(f)
                                 .args(["-thumbnail", &format!("{size}x{size}")])

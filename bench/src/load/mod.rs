@@ -17,6 +17,7 @@ pub mod report;
 pub mod scenarios;
 pub mod servers;
 pub mod setup;
+pub mod thumbs;
 pub mod wrk;
 
 use std::fmt;

@@ -149,8 +149,8 @@ impl ScanHandle {
 }
 
 /// Validate the settings and start the scanner thread (`Ok(None)` without roots).
-/// Refused: a root that is missing, not a directory, not UTF-8, listed twice, or
-/// inside the data directory (GC removes unknown files under `blobs/`, and the
+/// Refused: a root that is missing, not a directory, not UTF-8, listed twice (or
+/// inside another root), or inside the data directory (GC removes unknown files under `blobs/`, and the
 /// thumbnail cache would index itself); an unknown owner.
 pub fn start(core: Arc<Core>, settings: ScanSettings) -> Result<Option<ScanHandle>, String> {
     if settings.roots.is_empty() {
@@ -179,8 +179,15 @@ pub fn start(core: Arc<Core>, settings: ScanSettings) -> Result<Option<ScanHandl
             .to_str()
             .ok_or_else(|| format!("scan directory {} is not a UTF-8 path", given.display()))?
             .to_string();
-        if roots.iter().any(|r| r.path == path) {
-            return Err(format!("scan directory {} is given twice", given.display()));
+        if let Some(r) = roots
+            .iter()
+            .find(|r| r.path.starts_with(&path) || path.starts_with(&r.path))
+        {
+            return Err(format!(
+                "scan directories {} and {} overlap (or are the same); give each tree once",
+                r.text,
+                given.display()
+            ));
         }
         let namespace = namespace_for(&path, &roots);
         roots.push(Root {

@@ -943,21 +943,21 @@ impl Local {
     }
 }
 
-/// The command that records a thumbnail refusal on `rec` (`None` when it is recorded
-/// already or the object has no content).
+/// The command that records a thumbnail refusal on `rec` (`None` when the record at
+/// hand shows it recorded already, or the object has no content). The writer merges it
+/// into whatever `media` the object has by then.
 pub(crate) fn refusal_command(rec: &ObjectRecord, why: &str) -> Option<Command> {
     let sha = rec.sha256?;
-    let mut media = rec.media.clone().unwrap_or_default();
-    let msg = format!("thumbnail: {why}");
-    match &media.error {
-        Some(e) if e.contains(&msg) => return None,
-        Some(e) => media.error = Some(format!("{e}; {msg}")),
-        None => media.error = Some(msg),
-    }
-    Some(Command::SetMedia {
+    let error = format!("thumbnail: {why}");
+    let known = rec
+        .media
+        .as_ref()
+        .and_then(|m| m.error.as_deref())
+        .is_some_and(|e| e.contains(&error));
+    (!known).then_some(Command::AddMediaError {
         id: rec.id,
         sha256: sha,
-        media,
+        error,
     })
 }
 

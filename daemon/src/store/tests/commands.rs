@@ -516,14 +516,42 @@ fn set_media_only_for_the_current_content_and_keeps_a_refusal() {
     let stale = set(sha(b"other"), MediaInfo::default());
     assert_eq!(stale.media.as_ref(), Some(&probed));
     assert_eq!(store.writer().data_generation(), g);
-    // A refusal recorded first survives a probe without an error.
+    // A refusal recorded first survives a probe without an error, and one recorded
+    // after a probe keeps what the probe found.
+    let add = |sha256: Sha256, error: &str| {
+        object(store.writer().submit_blocking(Command::AddMediaError {
+            id: rec.id,
+            sha256,
+            error: error.into(),
+        }))
+    };
     let refused = MediaInfo {
         error: Some("thumbnail: image file is truncated".into()),
         ..probed.clone()
     };
-    set(sha(b"first bytes"), refused.clone());
+    assert_eq!(
+        add(sha(b"first bytes"), "thumbnail: image file is truncated").media,
+        Some(refused.clone())
+    );
     let again = set(sha(b"first bytes"), probed.clone());
     assert_eq!(again.media.as_ref(), Some(&refused));
+    // Once only; another reason is appended; a stale one is ignored.
+    assert_eq!(
+        add(sha(b"first bytes"), "thumbnail: image file is truncated").media,
+        Some(refused.clone())
+    );
+    let two = add(sha(b"first bytes"), "EXIF: broken");
+    assert_eq!(
+        two.media.unwrap().error.as_deref(),
+        Some("thumbnail: image file is truncated; EXIF: broken")
+    );
+    assert!(add(sha(b"other"), "x")
+        .media
+        .unwrap()
+        .error
+        .unwrap()
+        .ends_with("broken"));
+    set(sha(b"first bytes"), refused.clone());
     // New content drops what was probed from the old one.
     let replaced = object(store.writer().submit_blocking(Command::SetContent {
         id: rec.id,

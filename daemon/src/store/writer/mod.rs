@@ -170,6 +170,16 @@ pub enum Command {
         sha256: Sha256,
         media: MediaInfo,
     },
+    /// Add `error` to the object's `media.error` (joined with `"; "`, once), creating the
+    /// section if there is none, only if the object still has content `sha256`. The
+    /// merge happens here, in the transaction, so a refusal and a probe that commit in
+    /// either order both keep what they found. Same generation and time rules as
+    /// `SetMedia`.
+    AddMediaError {
+        id: ObjectId,
+        sha256: Sha256,
+        error: String,
+    },
     /// A file indexed in place (`Source::External`) changed on disk and was hashed
     /// again: its source, `sha256`, `size` (= `file.size`), `mime_type`, `media` and
     /// its whole alias list are replaced, `state = Stored`, `updated_at_ms = now_ms`.
@@ -264,6 +274,7 @@ impl Command {
             Command::MarkLost { .. } => "mark_lost",
             Command::Heal { .. } => "heal",
             Command::SetMedia { .. } => "set_media",
+            Command::AddMediaError { .. } => "add_media_error",
             Command::SetExternal { .. } => "set_external",
             Command::Gc => "gc",
             Command::PutToken { .. } => "put_token",
@@ -795,6 +806,9 @@ impl Writer {
             Command::MarkLost { id, sha256 } => self.mark_lost(txn, b, id, sha256),
             Command::Heal { id, sha256 } => self.heal(txn, b, id, sha256),
             Command::SetMedia { id, sha256, media } => self.set_media(txn, b, id, sha256, media),
+            Command::AddMediaError { id, sha256, error } => {
+                self.add_media_error(txn, b, id, sha256, error)
+            }
             Command::SetExternal {
                 id,
                 file,

@@ -421,6 +421,31 @@ impl Writer {
         Ok(Reply::Object(rec))
     }
 
+    /// Adds a reason to `media.error` (see `Command::AddMediaError`).
+    pub(super) fn add_media_error(
+        &self,
+        txn: &mut RwTxn,
+        b: &mut Batch,
+        id: ObjectId,
+        sha256: Sha256,
+        error: String,
+    ) -> Result<Reply, Fail> {
+        let mut rec = self.load(txn, &id)?;
+        if rec.kind != Kind::File || rec.sha256 != Some(sha256) {
+            return Ok(Reply::Object(rec));
+        }
+        let media = rec.media.get_or_insert_with(MediaInfo::default);
+        match &media.error {
+            Some(e) if e.contains(&error) => return Ok(Reply::Object(rec)),
+            Some(e) => media.error = Some(format!("{e}; {error}")),
+            None => media.error = Some(error),
+        }
+        // EVENTS: an object update, like `set_media`.
+        let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
+        self.put_object(txn, b, &id, &value)?;
+        Ok(Reply::Object(rec))
+    }
+
     /// A file indexed in place changed on disk (see `Command::SetExternal`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn set_external(
