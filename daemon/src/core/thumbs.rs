@@ -393,6 +393,11 @@ impl ThumbEngine {
         let key = (sha, size, format);
         let (tx, rx) = oneshot::channel();
         let mut st = self.shared.lock();
+        if let Some(verdict) = st.refused.get(&sha) {
+            // Known to have no thumbnail: answered without a job.
+            let _ = tx.send(Err(verdict.clone()));
+            return Ok(Some(rx));
+        }
         if let Some(p) = st.jobs.get_mut(&key) {
             p.waiters.push(tx);
             if priority == Priority::Interactive && p.background {
@@ -426,12 +431,6 @@ impl ThumbEngine {
         drop(st);
         Shared::fail_all(failed);
         Ok(Some(rx))
-    }
-
-    /// Jobs queued and running (for tests and logs).
-    #[allow(dead_code)]
-    pub fn pending(&self) -> usize {
-        self.shared.lock().jobs.len()
     }
 }
 
@@ -1002,6 +1001,94 @@ mod tests {
         webp.push(0);
         assert!(!is_complete(ThumbFormat::WebP, &webp));
         assert!(!is_complete(ThumbFormat::WebP, &[0u8; 4]));
+    }
+
+    fn media(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/media")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    async fn upload(svc: &Local, name: &str, data: Vec<u8>) -> ObjectRecord {
+        let caller = crate::core::test_support::admin();
+        let mut body = crate::core::stream::MemoryStream::new(data, 4096);
+        let blob = svc.store_stream(&caller, &mut body).await.unwrap();
+        let new = crate::core::upload::NewObject {
+            namespace: "default".into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        svc.create_file(&caller, new, blob, None).await.unwrap()
+    }
+
+    #[test]
+    fn object_thumbnails_are_made_once_and_cached() {
+        crate::core::test_support::with_services(|svc| async move {
+            let caller = crate::core::test_support::admin();
+            let rec = upload(&svc, "photo.jpg", media("photo.jpg")).await;
+            // Two requests at once for a size nobody made: one job, both answered.
+            let (a, b) = futures_util::future::join(
+                svc.object_thumbnail(&caller, rec.id, 128, ThumbFormat::WebP),
+                svc.object_thumbnail(&caller, rec.id, 128, ThumbFormat::WebP),
+            )
+            .await;
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.etag, b.etag);
+            assert_eq!(&*a.mime, "image/webp");
+            let path = svc
+                .thumbs
+                .path(&rec.sha256.unwrap(), 128, ThumbFormat::WebP);
+            let on_disk = std::fs::read(&path).unwrap();
+            assert_eq!(a.text.as_deref(), Some(on_disk.as_slice()));
+            // Served from the worker's memory afterwards, even with the file gone.
+            std::fs::remove_file(&path).unwrap();
+            let c = svc
+                .object_thumbnail(&caller, rec.id, 128, ThumbFormat::WebP)
+                .await
+                .unwrap();
+            assert!(Rc::ptr_eq(&a, &c) || Rc::ptr_eq(&b, &c));
+        });
+    }
+
+    #[test]
+    fn refusals_and_types_without_thumbnails() {
+        crate::core::test_support::with_services(|svc| async move {
+            let caller = crate::core::test_support::admin();
+            let clip = upload(&svc, "clip.mp4", media("clip.mp4")).await;
+            let e = svc
+                .object_thumbnail(&caller, clip.id, 256, ThumbFormat::Png)
+                .await
+                .unwrap_err();
+            assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "no_thumbnail"));
+            let bomb = upload(&svc, "b.png", media("bomb-100000x100000.png")).await;
+            let e = svc
+                .object_thumbnail(&caller, bomb.id, 256, ThumbFormat::Png)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, "thumbnail_refused", "{e}");
+            assert!(e.message.contains("100000 x 100000"), "{e}");
+            // Remembered (no job), and recorded on the object.
+            let e = svc
+                .object_thumbnail(&caller, bomb.id, 512, ThumbFormat::Jpeg)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, "thumbnail_refused");
+            for _ in 0..100 {
+                let rec = svc.store.get_object(bomb.id).unwrap().unwrap();
+                if rec
+                    .media
+                    .and_then(|m| m.error)
+                    .is_some_and(|e| e.starts_with("thumbnail:"))
+                {
+                    return;
+                }
+                monoio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("the refusal was not recorded");
+        });
     }
 
     #[test]
