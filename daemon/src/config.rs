@@ -10,6 +10,8 @@
 //! `--data`, and `RHINOBOX_MAX_UPLOAD_MB` (mebibytes per request) for `--max-body`,
 //! because RhinoBox applies it to a whole request, not to each file.
 
+pub mod media;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,6 +146,9 @@ pub struct ServeArgs {
     /// Largest JSON body of a dataset ingestion (`/ingest/json`, `/v1/ingest`), e.g. 8MiB.
     #[arg(long, env = "RINGBOX_MAX_JSON_BODY")]
     pub max_json_body: Option<String>,
+    /// Thumbnails and directory scans (`config/media.rs`).
+    #[command(flatten)]
+    pub media: media::MediaArgs,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -181,6 +186,19 @@ struct FileConfig {
     webhook_give_up: Option<toml::Value>,
     ws_max_queued: Option<toml::Value>,
     max_json_body: Option<toml::Value>,
+    // Media (`config/media.rs`).
+    scan_dirs: Option<Vec<PathBuf>>,
+    rescan_interval: Option<toml::Value>,
+    scan_owner: Option<String>,
+    scan_extensions: Option<String>,
+    thumbnail_concurrency: Option<usize>,
+    thumbnail_timeout: Option<toml::Value>,
+    thumbnail_wait: Option<toml::Value>,
+    thumbnail_max_pixels: Option<u64>,
+    thumbnail_max_memory: Option<toml::Value>,
+    thumbnail_max_input: Option<toml::Value>,
+    thumbnail_nice: Option<i32>,
+    thumbnail_eager: Option<bool>,
 }
 
 /// The validated configuration the server runs with.
@@ -237,6 +255,10 @@ pub struct Config {
     pub ws_max_queued: u64,
     /// Bounds the memory one ingestion body takes (it is parsed whole).
     pub max_json_body: u64,
+    /// Directories indexed in place.
+    pub scan: crate::core::scan::ScanSettings,
+    /// Thumbnail concurrency, limits and timeouts.
+    pub thumbnails: crate::core::thumbs::ThumbSettings,
 }
 
 impl Default for Config {
@@ -273,6 +295,8 @@ impl Default for Config {
             webhook_give_up: Duration::from_secs(24 * 3600),
             ws_max_queued: 1 << 20,
             max_json_body: crate::core::DEFAULT_MAX_JSON_BODY,
+            scan: crate::core::scan::ScanSettings::default(),
+            thumbnails: crate::core::thumbs::ThumbSettings::default(),
         }
     }
 }
@@ -372,6 +396,8 @@ impl Config {
             })
         };
         let rhino_data = rhino.data_dir.as_ref().map(PathBuf::from);
+        let scan = media::scan_settings(&args.media, &file)?;
+        let thumbnails = media::thumb_settings(&args.media, &file)?;
         let cfg = Config {
             listen: args
                 .listen
@@ -527,6 +553,8 @@ impl Config {
                 "max_json_body",
                 d.max_json_body,
             )?,
+            scan,
+            thumbnails,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -51,6 +51,9 @@ enum Cmd {
         /// Data directory.
         #[arg(long, env = "RINGBOX_DATA", default_value = "data")]
         data: PathBuf,
+        /// Also hash every file indexed in place (slow: reads every byte).
+        #[arg(long)]
+        hash_scanned: bool,
     },
     /// Remove blobs that no object references, offline.
     Gc {
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Cmd::Serve(args) => serve(&args),
-        Cmd::Check { data } => match store::check(&data) {
+        Cmd::Check { data, hash_scanned } => match store::check_with(&data, hash_scanned) {
             Ok(report) => {
                 let ok = report.problems.is_empty();
                 let json = serde_json::json!({
@@ -101,6 +104,12 @@ fn main() -> ExitCode {
                     "problems": report.problems,
                     "orphans": report.orphans,
                     "tmp_leftovers": report.tmp_leftovers,
+                    "scanned": {
+                        "files": report.scanned.files,
+                        "missing": report.scanned.missing,
+                        "changed": report.scanned.changed,
+                        "hashed": report.scanned.hashed,
+                    },
                 });
                 report_json(&json);
                 if ok {
@@ -219,6 +228,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         default_quota: cfg.user_quota,
         ws_max_queued: cfg.ws_max_queued.clamp(4096, 1 << 30) as usize,
         max_json_body: cfg.max_json_body,
+        thumbnails: cfg.thumbnails.clone(),
         ..Settings::default()
     };
     // The audit log's and the ingest engine's threads (every file append, fsync and
@@ -255,7 +265,19 @@ fn serve(args: &ServeArgs) -> ExitCode {
         tracing::error!("cannot start webhook deliveries: {e}");
         return ExitCode::from(1);
     }
-    match server::workers::run(cfg, core, router) {
+    // Directories indexed in place: the first scan starts now, in the background.
+    let scanner = match crate::core::scan::start(core.clone(), cfg.scan.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = server::workers::run(cfg, core, router);
+    if let Some(s) = scanner {
+        s.stop();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server failed: {e}");

@@ -35,6 +35,35 @@ pub struct Metrics {
     pub downloads: AtomicU64,
     pub connections_refused_per_ip: AtomicU64,
     panics: Vec<AtomicU64>,
+    /// Thumbnails, probes and directory scans.
+    pub media: MediaCounters,
+}
+
+/// Counters of the media work (thumbnails, probes, directory scans).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// Images handed to a decoder for a thumbnail (a cached or refused one costs none).
+    pub thumbnail_decodes: AtomicU64,
+    /// Thumbnails written to the cache.
+    pub thumbnails_generated: AtomicU64,
+    /// Images refused (bomb, damaged, too large, too slow).
+    pub thumbnails_refused: AtomicU64,
+    /// Requests that waited for a decode (their own or one already running).
+    pub thumbnail_waits: AtomicU64,
+    /// Images probed for dimensions and EXIF.
+    pub probes: AtomicU64,
+    /// Completed runs of the directory scanner.
+    pub scan_runs: AtomicU64,
+    /// Scanned files indexed or indexed again (new or changed).
+    pub scan_files: AtomicU64,
+    /// Scanned files that left the index (gone from disk).
+    pub scan_removed: AtomicU64,
+    /// Files the scanner could not read or skipped with a warning.
+    pub scan_errors: AtomicU64,
+    /// Files currently indexed in place (after the last run of each root).
+    pub scan_indexed: AtomicI64,
+    /// 1 while a scan runs.
+    pub scan_running: AtomicI64,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -66,6 +95,7 @@ impl Metrics {
             downloads: AtomicU64::new(0),
             connections_refused_per_ip: AtomicU64::new(0),
             panics: PANIC_SITES.iter().map(|_| AtomicU64::new(0)).collect(),
+            media: MediaCounters::default(),
         }
     }
 
@@ -178,6 +208,77 @@ impl Metrics {
             "counter",
             self.downloads.load(Relaxed).to_string(),
         );
+        let m = &self.media;
+        for (name, help, kind, v) in [
+            (
+                "ringbox_thumbnail_decodes_total",
+                "Images handed to a decoder for a thumbnail.",
+                "counter",
+                m.thumbnail_decodes.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_thumbnails_generated_total",
+                "Thumbnails written to the cache.",
+                "counter",
+                m.thumbnails_generated.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_thumbnails_refused_total",
+                "Images refused for a thumbnail (bomb, damaged, too large, too slow).",
+                "counter",
+                m.thumbnails_refused.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_thumbnail_waits_total",
+                "Thumbnail requests that waited for a decode.",
+                "counter",
+                m.thumbnail_waits.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_media_probes_total",
+                "Images probed for dimensions and EXIF.",
+                "counter",
+                m.probes.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_scan_runs_total",
+                "Completed runs of the directory scanner.",
+                "counter",
+                m.scan_runs.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_scan_files_total",
+                "Scanned files indexed (new or changed).",
+                "counter",
+                m.scan_files.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_scan_removed_total",
+                "Scanned files removed from the index (gone from disk).",
+                "counter",
+                m.scan_removed.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_scan_errors_total",
+                "Files the scanner skipped with a warning.",
+                "counter",
+                m.scan_errors.load(Relaxed) as i64,
+            ),
+            (
+                "ringbox_scan_indexed_files",
+                "Files indexed in place.",
+                "gauge",
+                m.scan_indexed.load(Relaxed),
+            ),
+            (
+                "ringbox_scan_running",
+                "1 while the directory scanner runs.",
+                "gauge",
+                m.scan_running.load(Relaxed),
+            ),
+        ] {
+            counter(name, help, kind, v.to_string());
+        }
         out
     }
 }

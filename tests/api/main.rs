@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod lifecycle;
 mod listing;
+mod media;
 mod metaclip;
 mod objects;
 mod rhinobox;

@@ -666,12 +666,22 @@ fn mime_sniffed_from_magic_bytes_and_extension() {
         ".txt name: {v}"
     );
 
-    // An explicit type wins over both.
+    // Magic bytes win over the name and the claim (a PNG named x.txt and sent as
+    // application/x-custom is a PNG)...
     let v = c.upload("x.txt", None, Some("application/x-custom"), &png);
     assert_eq!(
-        v["mime_type"], "application/x-custom",
-        "explicit Content-Type: {v}"
+        v["mime_type"], "image/png",
+        "magic over claim and name: {v}"
     );
+    // ... and the name wins over the claim when the bytes say nothing.
+    let v = c.upload("notes.txt", None, Some("application/x-custom"), b"words\n");
+    assert!(
+        v["mime_type"].as_str().unwrap().starts_with("text/plain"),
+        "extension over claim: {v}"
+    );
+    // The claim counts when neither the bytes nor the name say anything.
+    let v = c.upload("noext", None, Some("application/x-custom"), &[0u8, 1, 2, 3]);
+    assert_eq!(v["mime_type"], "application/x-custom", "claim last: {v}");
 }
 
 #[test]

@@ -41,9 +41,10 @@ struct Args {
     )]
     peers: Vec<String>,
 
-    /// Scenarios to run (comma-separated), default all: get-4k, get-4k-512, get-64k,
-    /// get-1m, range-64k, head-4k, revalidate-304, upload-1m, upload-1m-fsync, upload-1g,
-    /// idle-10k. `get` selects the seven GET scenarios, `upload` the three uploads.
+    /// Scenarios to run (comma-separated), default all: get-4k, get-4k-thumbs,
+    /// get-4k-512, get-64k, get-1m, range-64k, head-4k, revalidate-304, upload-1m,
+    /// upload-1m-fsync, upload-1g, idle-10k. `get` selects the eight GET scenarios,
+    /// `upload` the three uploads.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
 

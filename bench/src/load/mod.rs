@@ -12,11 +12,13 @@
 pub mod events;
 pub mod hammer;
 pub mod http;
+pub mod photos;
 pub mod proc;
 pub mod report;
 pub mod scenarios;
 pub mod servers;
 pub mod setup;
+pub mod thumbs;
 pub mod wrk;
 
 use std::fmt;

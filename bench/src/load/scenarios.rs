@@ -19,6 +19,7 @@ use super::report::{note, Better, Measurement, Round, ScenarioResult};
 use super::servers::{
     start_for_get, start_for_upload, Durability, Fixtures, Kind, Placement, Server, Tools,
 };
+use super::thumbs;
 use super::wrk::{self, WrkRun};
 use super::{human_bytes, HarnessError};
 
@@ -136,11 +137,14 @@ struct GetSpec {
     ceiling: bool,
     /// Status every response must have.
     status: u16,
+    /// ringbox makes thumbnails of 12-MP JPEGs while it is measured (`get-4k-thumbs`).
+    thumbnails: bool,
 }
 
 /// All scenario names, in run order, for `--scenarios`.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "get-4k",
+    "get-4k-thumbs",
     "get-4k-512",
     "get-64k",
     "get-1m",
@@ -168,6 +172,23 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::None,
             ceiling: true,
             status: 200,
+            thumbnails: false,
+        },
+        GetSpec {
+            name: "get-4k-thumbs",
+            title: format!("GET 4 KiB, {c} conns, while ringbox makes thumbnails"),
+            description: "The 4 KiB GET while two client connections keep ringbox making thumbnails of 12-MP \
+                          JPEGs (uploaded before the GET scenarios; every request a thumbnail not made yet, so \
+                          every one is a decode). ringbox runs with its defaults (2 decodes at once, decoding \
+                          threads at nice 10), all on the server CPU. nginx serves as in get-4k: compare this \
+                          ratio with get-4k's.",
+            file: "4k.bin",
+            method: "GET",
+            connections: c,
+            extra: Extra::None,
+            ceiling: false,
+            status: 200,
+            thumbnails: true,
         },
         GetSpec {
             name: "get-4k-512",
@@ -179,6 +200,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::None,
             ceiling: true,
             status: 200,
+            thumbnails: false,
         },
         GetSpec {
             name: "get-64k",
@@ -190,6 +212,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::None,
             ceiling: false,
             status: 200,
+            thumbnails: false,
         },
         GetSpec {
             name: "get-1m",
@@ -201,6 +224,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::None,
             ceiling: false,
             status: 200,
+            thumbnails: false,
         },
         GetSpec {
             name: "range-64k",
@@ -212,6 +236,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::Range("bytes=16777216-16842751"),
             ceiling: false,
             status: 206,
+            thumbnails: false,
         },
         GetSpec {
             name: "head-4k",
@@ -223,6 +248,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::None,
             ceiling: false,
             status: 200,
+            thumbnails: false,
         },
         GetSpec {
             name: "revalidate-304",
@@ -235,6 +261,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             extra: Extra::Revalidate,
             ceiling: false,
             status: 304,
+            thumbnails: false,
         },
     ]
 }
@@ -391,6 +418,19 @@ impl Runner {
             .filter(|k| *k != Kind::Ceiling || specs.iter().any(|s| s.ceiling))
             .collect();
         let mut servers = self.start_get_servers(&kinds);
+        if specs.iter().any(|s| s.thumbnails) {
+            if let Some(rb) = servers.iter_mut().find(|s| s.kind == Kind::Ringbox) {
+                let cache = self
+                    .place
+                    .run_dir
+                    .parent()
+                    .unwrap_or(&self.place.run_dir)
+                    .to_path_buf();
+                if let Err(e) = thumbs::prepare(rb, &cache, thumbs::PHOTOS) {
+                    self.problem(format!("[get-4k-thumbs] cannot prepare the photos: {e}"));
+                }
+            }
+        }
         for spec in specs {
             let result = self.run_get(spec, &mut servers);
             self.results.push(result);
@@ -555,11 +595,15 @@ impl Runner {
                     }
                     _ => None,
                 };
+                // get-4k-thumbs: ringbox makes thumbnails while it is measured.
+                let background = (spec.thumbnails && server.kind == Kind::Ringbox)
+                    .then(|| thumbs::Background::start(server));
                 let res = if run.method == "HEAD" || self.settings.hammer_all {
                     Self::hammer(run, server)
                 } else {
                     wrk::run(run, self.settings.client_cpu, &self.place.run_dir)
                 };
+                let made = background.map(thumbs::Background::finish);
                 if let Some(p) = profile {
                     match p.finish() {
                         Ok(path) => note(
@@ -572,10 +616,25 @@ impl Runner {
                         Err(e) => self.problem(format!("[{}] perf record: {e}", spec.name)),
                     }
                 }
-                let m = match res {
+                let mut m = match res {
                     Ok(res) => wrk_measurement(&res),
                     Err(e) => failed(e),
                 };
+                if let Some(made) = made {
+                    let per_s = made.made as f64 / self.settings.duration.as_secs_f64();
+                    if let serde_json::Value::Object(d) = &mut m.detail {
+                        d.insert("thumbnails_made".into(), json!(made.made));
+                        d.insert("thumbnails_per_s".into(), json!(per_s));
+                    }
+                    note(
+                        &mut notes,
+                        format!(
+                            "round {round}: ringbox made {} thumbnails meanwhile ({per_s:.1}/s){}",
+                            made.made,
+                            made.problem.map(|p| format!("; {p}")).unwrap_or_default()
+                        ),
+                    );
+                }
                 let m = match server.check_alive() {
                     Ok(()) => m,
                     Err(e) => {

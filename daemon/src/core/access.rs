@@ -95,6 +95,13 @@ impl Policy {
         caller.is_admin() || caller.owns(rec) || self.anonymous == Anonymous::Write
     }
 
+    /// May `caller` see where `rec` was taken (EXIF GPS)? Only its owner and admins:
+    /// a location is more private than the picture (`--anonymous read` shares the
+    /// pictures, not where they were taken).
+    pub fn may_see_location(&self, caller: &Caller, rec: &ObjectRecord) -> bool {
+        caller.is_admin() || caller.owns(rec)
+    }
+
     /// May `caller` see every object (a listing needs no owner index)?
     pub fn sees_everything(&self, caller: &Caller) -> bool {
         caller.is_admin() || matches!(self.anonymous, Anonymous::Read | Anonymous::Write)
@@ -150,5 +157,7 @@ mod tests {
         assert!(write.may_write(&anon, &a) && write.may_write(&bob, &a));
         assert!(none.may_read(&admin, &legacy) && !none.may_read(&alice, &legacy));
         assert!(!none.may_create(&anon) && write.may_create(&anon) && none.may_create(&bob));
+        assert!(read.may_see_location(&alice, &a) && read.may_see_location(&admin, &a));
+        assert!(!read.may_see_location(&anon, &a) && !write.may_see_location(&bob, &a));
     }
 }

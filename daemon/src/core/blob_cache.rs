@@ -65,7 +65,6 @@ pub enum BlobLocation<'a> {
     /// A managed blob at this path (named by its hash; verified by hashing).
     Managed(&'a Path),
     /// A scanned file, which must still have the size and mtime the scan recorded.
-    #[allow(dead_code)] // directory scans create such objects
     External { path: &'a Path, mtime_ns: i64 },
 }
 

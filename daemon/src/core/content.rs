@@ -14,6 +14,7 @@
 //!   scan is not served under its old ETag (404 `changed`) until the next scan;
 //! - a blob whose size or hash does not match is 500 `corrupt`, never served.
 
+use std::path::Path;
 use std::rc::Rc;
 
 use ringbox_protocol::conditional::{evaluate, format_http_date, Conditions, Decision, Validators};
@@ -48,6 +49,19 @@ pub struct Representation {
     pub object: Option<ObjectId>,
     /// The record's content state (`Lost` objects are tried again before a 410).
     pub state: State,
+    /// Where the bytes are when they are a file indexed in place (else the managed
+    /// blob named by `sha`).
+    pub external: Option<ExternalLoc>,
+}
+
+/// A file indexed in place, as served.
+#[derive(Debug, Clone)]
+pub struct ExternalLoc {
+    pub path: Rc<Path>,
+    /// The mtime the scan recorded (with the size, what the file must still have).
+    pub mtime_ns: i64,
+    /// The worker blob cache's key for this file (see `thumbs::external_key`).
+    pub key: [u8; 32],
 }
 
 /// The outcome of serving a representation.
@@ -146,6 +160,7 @@ impl Local {
             text: None,
             object: None,
             state: State::Stored,
+            external: None,
         })
     }
 
@@ -173,6 +188,9 @@ impl Local {
     pub async fn open_content(&self, rep: &Representation) -> CoreResult<BlobSource> {
         if let Some(text) = &rep.text {
             return Ok(BlobSource::Memory(text.clone()));
+        }
+        if let Some(ext) = &rep.external {
+            return self.open_external(rep, ext).await;
         }
         let path = self.store.blob_path(&rep.sha);
         let opened = BlobCache::open(
@@ -212,6 +230,42 @@ impl Local {
                     format!("{msg}; the content is not served under its hash. Run `ringbox check`"),
                 ))
             }
+            Err(OpenError::Io(e)) => Err(e.into()),
+        }
+    }
+
+    /// A file indexed in place: checked (size and mtime) at open and at every use of
+    /// the cached descriptor. Gone is 404 at once (not `lost`: the scanner owns the
+    /// index, and the next scan removes the object); changed is 404 `changed`.
+    async fn open_external(
+        &self,
+        rep: &Representation,
+        ext: &ExternalLoc,
+    ) -> CoreResult<BlobSource> {
+        let opened = BlobCache::open(
+            &self.blobs,
+            &self.pool,
+            BlobLocation::External {
+                path: &ext.path,
+                mtime_ns: ext.mtime_ns,
+            },
+            &ext.key,
+            rep.size,
+        )
+        .await;
+        match opened {
+            Ok(source) => Ok(source),
+            Err(OpenError::Lost) => Err(CoreError::new(
+                ErrorKind::NotFound,
+                "not_found",
+                "the file was removed from disk; it leaves the index at the next scan",
+            )),
+            Err(OpenError::Changed) => Err(CoreError::new(
+                ErrorKind::NotFound,
+                "changed",
+                "the file changed since it was indexed; it is served again after the next scan",
+            )),
+            Err(OpenError::Corrupt(msg)) => Err(CoreError::internal(msg)),
             Err(OpenError::Io(e)) => Err(e.into()),
         }
     }

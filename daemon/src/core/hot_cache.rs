@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::content::Representation;
-use crate::store::{Kind, ObjectId, ObjectRecord, State};
+use super::content::{ExternalLoc, Representation};
+use crate::store::{Kind, ObjectId, ObjectRecord, Source, State};
 use crate::util::hex;
 
 /// Most entries per worker (the cache is emptied when full).
@@ -67,6 +67,18 @@ fn representation(rec: &ObjectRecord, sha: [u8; 32]) -> Representation {
         },
         object: Some(rec.id),
         state: rec.state,
+        external: match &rec.source {
+            Source::Managed => None,
+            Source::External(f) => {
+                use std::os::unix::ffi::OsStrExt as _;
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&f.path));
+                Some(ExternalLoc {
+                    path: Rc::from(path),
+                    mtime_ns: f.mtime_ns,
+                    key: super::thumbs::external_key(&f.path),
+                })
+            }
+        },
     }
 }
 

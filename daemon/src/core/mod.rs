@@ -27,10 +27,17 @@ pub mod identity;
 // its API (analysis details, hints) are used by its own tests only.
 #[allow(dead_code)]
 pub mod ingest;
+// Media type detection, probing and thumbnails: a library, not every item of which
+// the daemon calls.
+#[allow(dead_code)]
+pub mod media;
+pub mod media_jobs;
 pub mod naming;
 pub mod objects;
 pub mod pool;
+pub mod scan;
 pub mod stream;
+pub mod thumbs;
 pub mod upload;
 pub mod users;
 pub mod webhooks;
@@ -76,6 +83,8 @@ pub struct Settings {
     pub ws_max_queued: usize,
     /// Largest JSON body of a dataset ingestion (`--max-json-body`).
     pub max_json_body: u64,
+    /// Thumbnails: concurrency, limits, timeouts (`--thumbnail-*`).
+    pub thumbnails: thumbs::ThumbSettings,
 }
 
 impl Default for Settings {
@@ -88,6 +97,7 @@ impl Default for Settings {
             list_text_preview: 256,
             ws_max_queued: 1 << 20,
             max_json_body: DEFAULT_MAX_JSON_BODY,
+            thumbnails: thumbs::ThumbSettings::default(),
         }
     }
 }
@@ -108,6 +118,8 @@ pub struct Core {
     pub audit: Audit,
     /// The JSON ingest engine's thread (datasets; see `ingest/service.rs`).
     pub ingest: IngestService,
+    /// The thumbnail engine (its own decoding threads, the cache under `thumbs/`).
+    pub thumbs: thumbs::ThumbEngine,
 }
 
 impl Core {
@@ -122,6 +134,7 @@ impl Core {
         audit: Audit,
         ingest: IngestService,
     ) -> Core {
+        let thumbs = thumbs::ThumbEngine::new(&store, settings.thumbnails.clone(), &pool);
         Core {
             store,
             settings,
@@ -131,6 +144,7 @@ impl Core {
             webhooks,
             audit,
             ingest,
+            thumbs,
         }
     }
 
@@ -151,6 +165,8 @@ pub struct Local {
     pub(crate) creds: CredentialCache,
     /// This worker's event subscribers.
     pub(crate) fanout: std::rc::Rc<events::EventFanout>,
+    /// Recently served thumbnails.
+    pub(crate) thumbs_mem: RefCell<thumbs::ThumbCache>,
 }
 
 impl Local {
@@ -162,6 +178,7 @@ impl Local {
             hot: RefCell::new(HotCache::default()),
             creds,
             fanout: std::rc::Rc::new(events::EventFanout::default()),
+            thumbs_mem: RefCell::new(thumbs::ThumbCache::default()),
         }
     }
 

@@ -129,9 +129,21 @@ impl Local {
         Ok(rec)
     }
 
-    /// `GET` of an object's record.
+    /// `GET` of an object's record, as `caller` may see it (see [`Local::shown_to`]).
     pub fn get_object(&self, caller: &Caller, id: ObjectId) -> CoreResult<ObjectRecord> {
-        self.object_for_read(caller, id)
+        Ok(self.shown_to(caller, self.object_for_read(caller, id)?))
+    }
+
+    /// A record as `caller` may see it: the GPS position of its media is removed for
+    /// anyone but its owner and admins. Every service that hands a record to an API
+    /// for display passes it through here, so no renderer decides.
+    pub fn shown_to(&self, caller: &Caller, mut rec: ObjectRecord) -> ObjectRecord {
+        if !self.settings.policy.may_see_location(caller, &rec) {
+            if let Some(m) = &mut rec.media {
+                m.gps = None;
+            }
+        }
+        rec
     }
 
     /// The object holding `alias` ("scheme:value") if `caller` may read it; else
@@ -186,7 +198,11 @@ impl Local {
                         .is_none_or(|m| mime_matches(m, &rec.mime_type))
             })?;
         Ok(Page {
-            objects: page.objects,
+            objects: page
+                .objects
+                .into_iter()
+                .map(|r| self.shown_to(caller, r))
+                .collect(),
             next_cursor: page.next_cursor,
         })
     }
@@ -285,7 +301,7 @@ impl Local {
             records.push(r);
         }
         self.write_audit(records, &audit).await?;
-        Ok(after)
+        Ok(self.shown_to(caller, after))
     }
 
     /// Delete an object (its blob goes when nothing else references it).

@@ -22,13 +22,13 @@ use sha2::{Digest, Sha256};
 
 use super::access::Caller;
 use super::error::{CoreError, CoreResult};
+use super::media::sniff;
 use super::naming;
 use super::objects::blank_record;
 use super::stream::ByteStream;
 use super::Local;
 use crate::metrics;
 use crate::store::{Command, Durability, Kind, NewBlob, ObjectId, ObjectRecord, Reply, State};
-use crate::util::mime;
 use crate::util::time::now_ms;
 
 /// Temp-file writes are batched into buffers of this size.
@@ -143,7 +143,7 @@ impl BlobWriter {
             hasher: Sha256::new(),
             size: 0,
             buf: Vec::with_capacity(WRITE_BUF),
-            head: Vec::with_capacity(mime::SNIFF_LEN),
+            head: Vec::with_capacity(sniff::SNIFF_LEN),
             limit,
             durability: svc.store.durability(),
         })
@@ -160,8 +160,8 @@ impl BlobWriter {
                 return Err(file_too_large(limit));
             }
         }
-        if self.head.len() < mime::SNIFF_LEN {
-            let n = (mime::SNIFF_LEN - self.head.len()).min(data.len());
+        if self.head.len() < sniff::SNIFF_LEN {
+            let n = (sniff::SNIFF_LEN - self.head.len()).min(data.len());
             self.head.extend_from_slice(&data[..n]);
         }
         self.hasher.update(data);
@@ -384,7 +384,7 @@ impl Local {
                     continue;
                 }
             };
-            rec.mime_type = mime::choose(claim.as_deref(), &rec.name, &blob.head);
+            rec.mime_type = sniff::detect(&blob.head, &rec.name, claim.as_deref()).into_owned();
             rec.size = blob.size;
             rec.sha256 = Some(blob.sha256);
             rec.state = State::Stored;
@@ -408,6 +408,8 @@ impl Local {
             out.push(match wait.await {
                 Ok(Reply::Object(rec)) => {
                     count_upload(size);
+                    // Images: probed and thumbnailed in the background, after the 2xx.
+                    self.after_content_commit(&rec);
                     Ok(rec)
                 }
                 Ok(other) => Err(CoreError::internal(format!(
@@ -464,7 +466,8 @@ impl Local {
                     continue;
                 }
             };
-            rec.mime_type = mime::choose(f.claimed_type.as_deref(), &rec.name, &f.blob.head);
+            rec.mime_type =
+                sniff::detect(&f.blob.head, &rec.name, f.claimed_type.as_deref()).into_owned();
             rec.size = f.blob.size;
             rec.sha256 = Some(f.blob.sha256);
             rec.state = State::Stored;
@@ -555,9 +558,8 @@ impl Local {
     ) -> CoreResult<ObjectRecord> {
         self.check_create(caller)?;
         let mut rec = self.new_record(caller, Kind::File, &new)?;
-        rec.mime_type = mime::from_name(&rec.name)
-            .unwrap_or("application/octet-stream")
-            .into();
+        // No bytes yet: the name decides (the content's type is detected when it comes).
+        rec.mime_type = sniff::detect(&[], &rec.name, None).into_owned();
         self.commit_object_as(
             caller,
             Command::Create {
@@ -585,7 +587,7 @@ impl Local {
                 "a text object has no file content; PATCH it instead",
             ));
         }
-        let mime = mime::choose(claimed_type, &existing.name, &blob.head);
+        let mime = sniff::detect(&blob.head, &existing.name, claimed_type).into_owned();
         let size = blob.size;
         let rec = self
             .commit_object_as(
@@ -599,6 +601,7 @@ impl Local {
             )
             .await?;
         count_upload(size);
+        self.after_content_commit(&rec);
         Ok(rec)
     }
 

@@ -23,8 +23,12 @@
 //! * the stored total of blob bytes matches the records.
 //!
 //! Objects indexed in place (`Source::External`) are not managed blobs: they need no
-//! blob record and hold no reference. Verifying their files (present, same size and
-//! mtime) comes with the directory scanner; `check` skips them for now.
+//! blob record and hold no reference. Their files are checked where they are: present,
+//! with the size and mtime the scan recorded (and, with `--hash-scanned`, the recorded
+//! SHA-256). A file that vanished or changed is listed in [`CheckReport::scanned`], not
+//! as a problem: the next scan brings the index up to date, and until then it is served
+//! as 404. A file whose bytes no longer match its hash although its size and mtime do
+//! is a problem: it would be served under a wrong ETag, and no rescan notices it.
 //!
 //! Files left in `tmp/` are not problems (the next start removes them); they are
 //! listed in [`CheckReport::tmp_leftovers`].
@@ -42,7 +46,7 @@ use heed::{Env, RoTxn, WithoutTls};
 
 use super::blobs::{hash_file, parse_blob_file_name, Layout};
 use super::keys::{name_key, parse_name_key};
-use super::records::{decode_blob, decode_object, BlobRecord, Kind, State};
+use super::records::{decode_blob, decode_object, BlobRecord, ExternalFile, Kind, Source, State};
 use super::writer::{Command, GcReport, Reply};
 use super::{
     io_context, lock_data_dir, meta_u64, migrate, newer_schema, open_env, Db, Durability, ObjectId,
@@ -65,6 +69,21 @@ pub struct CheckReport {
     /// committing its record leaves. Reclaimable space (`gc` and every start remove
     /// them), not an inconsistency: no object refers to them.
     pub orphans: Vec<PathBuf>,
+    /// Files indexed in place.
+    pub scanned: ScannedReport,
+}
+
+/// What `check` found of the files indexed in place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScannedReport {
+    /// Objects whose file was checked.
+    pub files: u64,
+    /// Objects whose file is gone (`"<id> <path>"`).
+    pub missing: Vec<String>,
+    /// Objects whose file has another size or mtime than indexed.
+    pub changed: Vec<String>,
+    /// Whether contents were hashed (`--hash-scanned`).
+    pub hashed: bool,
 }
 
 impl CheckReport {
@@ -77,7 +96,13 @@ impl CheckReport {
 }
 
 /// `ringbox check --data DIR`: verifies the store without modifying it.
+#[allow(dead_code)] // the CLI calls `check_with`; tests call this
 pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
+    check_with(data_dir, false)
+}
+
+/// [`check`], hashing the files indexed in place when `hash_scanned`.
+pub fn check_with(data_dir: &Path, hash_scanned: bool) -> Result<CheckReport, StoreError> {
     let layout = Layout::new(data_dir);
     let meta_dir = layout.meta_dir();
     if !meta_dir.join("data.mdb").is_file() {
@@ -96,6 +121,7 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
     let mut problems = Vec::new();
     let mut expected_refs: HashMap<Sha256, u64> = HashMap::new();
     let mut blob_records: Vec<(Sha256, BlobRecord)> = Vec::new();
+    let mut external: Vec<(ObjectId, ExternalFile, Option<Sha256>)> = Vec::new();
     let stored_total;
     {
         let rtxn = env.read_txn()?;
@@ -136,7 +162,15 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
             }
             check_aliases(&dbs, &rtxn, &id, &rec.aliases, &mut problems)?;
             // A file indexed in place (external) has no blob record and holds no
-            // reference; its file is verified by the scanner (not yet), not here.
+            // reference; its file is checked where it is, below.
+            if let (Kind::File, Source::External(f)) = (rec.kind, &rec.source) {
+                if rec.state == State::Stored && rec.sha256.is_none() {
+                    problems.push(format!(
+                        "object {id}: file indexed in place without a sha256"
+                    ));
+                }
+                external.push((id, f.clone(), rec.sha256));
+            }
             if rec.kind == Kind::File && rec.is_managed() {
                 match (rec.state, rec.sha256) {
                     (State::Stored | State::Lost, None) => problems.push(format!(
@@ -271,11 +305,54 @@ pub fn check(data_dir: &Path) -> Result<CheckReport, StoreError> {
         ));
     }
 
+    report.scanned = check_scanned(&external, hash_scanned, &mut problems);
     let recorded: HashSet<Sha256> = blob_records.iter().map(|(s, _)| *s).collect();
     report.orphans = check_blob_files(&layout, &recorded, &mut problems)?;
     report.tmp_leftovers = tmp_leftovers(&layout)?;
     report.problems = problems;
     Ok(report)
+}
+
+/// Files indexed in place: present, same size and mtime, and (optionally) same hash.
+fn check_scanned(
+    files: &[(ObjectId, ExternalFile, Option<Sha256>)],
+    hash: bool,
+    problems: &mut Vec<String>,
+) -> ScannedReport {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let mut r = ScannedReport {
+        hashed: hash,
+        ..ScannedReport::default()
+    };
+    for (id, f, sha) in files {
+        r.files += 1;
+        let path = Path::new(std::ffi::OsStr::from_bytes(&f.path));
+        let line = format!("{id} {}", path.display());
+        match fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => r.missing.push(line),
+            Err(e) => problems.push(format!("object {id}: cannot stat {}: {e}", path.display())),
+            Ok(m) => {
+                let mtime = m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec();
+                if !m.is_file() || m.len() != f.size || mtime != f.mtime_ns {
+                    r.changed.push(line);
+                } else if let (true, Some(sha)) = (hash, sha) {
+                    match hash_file(path) {
+                        Ok((h, _)) if h == *sha => {}
+                        Ok(_) => problems.push(format!(
+                            "object {id}: the content of {} does not match its SHA-256 although                              its size and mtime do (modified in place with its mtime restored);                              touch the file so the next scan indexes it again",
+                            path.display()
+                        )),
+                        Err(e) => problems.push(format!(
+                            "object {id}: cannot read {}: {e}",
+                            path.display()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    r
 }
 
 fn check_blob_files(

@@ -71,7 +71,7 @@ use heed::{Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 #[allow(unused_imports)]
 pub use crate::util::hex::encode as sha256_hex;
 #[allow(unused_imports)]
-pub use check::{check, gc, CheckReport};
+pub use check::{check, check_with, gc, CheckReport};
 #[allow(unused_imports)]
 pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 #[allow(unused_imports)]
@@ -803,6 +803,36 @@ impl Store {
             ))
         })?;
         self.object_in(&txn, &id)
+    }
+
+    /// The ids of the objects holding an alias that starts with `prefix` (at most
+    /// `limit`, in alias order): a lookup by a key several objects may share, spelled
+    /// as one alias per object (`scheme:key:object`).
+    pub fn ids_by_alias_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<ObjectId>, StoreError> {
+        if prefix.is_empty() || prefix.len() > keys::MAX_ALIAS_BYTES {
+            return Ok(Vec::new());
+        }
+        let txn = self.inner.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .dbs
+            .aliases
+            .prefix_iter(&txn, prefix.as_bytes())?
+        {
+            let (_, value) = item?;
+            if let Ok(id) = ObjectId::from_slice(value) {
+                out.push(id);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// The object with this id, read in an open transaction.

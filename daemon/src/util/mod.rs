@@ -1,5 +1,4 @@
-//! Small helpers with no I/O: time formatting, hex, MIME sniffing, query strings.
+//! Small helpers with no I/O: time formatting, hex, query strings.
 pub mod hex;
-pub mod mime;
 pub mod query;
 pub mod time;

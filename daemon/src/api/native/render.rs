@@ -2,11 +2,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::store::{Kind, ObjectRecord, State};
+use crate::store::{Kind, MediaInfo, ObjectRecord, State};
 use crate::util::{hex, time::rfc3339_ms};
 
 /// `{"id","kind","name","namespace","mime_type","size","sha256","state","created_at",
-/// "updated_at","tags","metadata"}`, plus `"content"` for text objects.
+/// "updated_at","tags","metadata","media"}`, plus `"content"` for text objects.
 pub fn object_json(r: &ObjectRecord) -> Value {
     let mut v = base_json(r);
     if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
@@ -51,5 +51,39 @@ fn base_json(r: &ObjectRecord) -> Value {
         "updated_at": rfc3339_ms(r.updated_at_ms),
         "tags": r.tags,
         "metadata": metadata,
+        "media": r.media.as_ref().map(media_json),
     })
+}
+
+/// `{"width","height","taken_at","taken_at_ms"?,"camera","orientation","gps"?,"error"?}`:
+/// `null` where the file says nothing, `camera` null when neither make nor model is
+/// known; `taken_at_ms` only when the zone is known, `gps` only when present and the
+/// core let the caller see it, `error` only when something was refused.
+fn media_json(m: &MediaInfo) -> Value {
+    let mut v = json!({
+        "width": m.width,
+        "height": m.height,
+        "taken_at": m.taken_at,
+        "camera": if m.camera_make.is_none() && m.camera_model.is_none() {
+            Value::Null
+        } else {
+            json!({ "make": m.camera_make, "model": m.camera_model })
+        },
+        "orientation": m.orientation,
+    });
+    if let Value::Object(o) = &mut v {
+        if let Some(ms) = m.taken_at_ms {
+            o.insert("taken_at_ms".into(), json!(ms));
+        }
+        if let Some(g) = &m.gps {
+            o.insert(
+                "gps".into(),
+                json!({ "lat": g.lat, "lon": g.lon, "alt": g.alt }),
+            );
+        }
+        if let Some(e) = &m.error {
+            o.insert("error".into(), json!(e));
+        }
+    }
+    v
 }

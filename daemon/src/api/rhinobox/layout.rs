@@ -24,9 +24,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::core::audit::{AuditRecord, View};
+use crate::core::media::sniff;
 use crate::store::ObjectRecord;
 use crate::util::hex;
-use crate::util::mime;
 use crate::util::time::rfc3339_ms;
 
 /// The namespace of every object stored through RhinoBox.
@@ -121,10 +121,7 @@ pub fn split_ext(name: &str) -> (&str, String) {
 /// The MIME type RhinoBox routes by: sniffed from the first bytes, else from the
 /// extension, else the client's (when specific), else `application/octet-stream`.
 pub fn detect_mime(claimed: Option<&str>, name: &str, head: &[u8]) -> String {
-    if let Some(m) = mime::sniff(head).or_else(|| mime::from_name(name)) {
-        return m.to_string();
-    }
-    mime::choose(claimed, "", &[])
+    sniff::detect(head, name, claimed).into_owned()
 }
 
 /// `image/*`, `video/*` and `audio/*` go to the media pipeline.
@@ -399,7 +396,11 @@ mod tests {
             detect_mime(Some("application/x-thing"), "a", b"??"),
             "application/x-thing"
         );
-        assert_eq!(detect_mime(None, "a", b"??"), "application/octet-stream");
+        assert_eq!(detect_mime(None, "a", b"??"), "text/plain; charset=utf-8");
+        assert_eq!(
+            detect_mime(None, "a", b"\x00\x9f"),
+            "application/octet-stream"
+        );
         assert!(is_media("image/png") && is_media("AUDIO/mpeg") && !is_media("application/pdf"));
         assert_eq!(media_type("text/plain", "a.txt"), "documents");
         assert_eq!(media_type("application/octet-stream", "a.mkv"), "videos");

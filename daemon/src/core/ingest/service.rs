@@ -516,6 +516,7 @@ impl Local {
             text: Some(Rc::from(bytes.into_boxed_slice())),
             object: None,
             state: State::Stored,
+            external: None,
         })
     }
 }

@@ -487,3 +487,172 @@ fn a_panic_in_the_writer_fails_its_batch_and_the_writer_goes_on() {
     drop(store);
     assert!(check(&dir.path().join("data")).unwrap().is_consistent());
 }
+
+#[test]
+fn set_media_only_for_the_current_content_and_keeps_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let rec = create_file(&store, "ns", "p.jpg", b"first bytes");
+    let set = |sha256: Sha256, media: MediaInfo| {
+        object(store.writer().submit_blocking(Command::SetMedia {
+            id: rec.id,
+            sha256,
+            media,
+        }))
+    };
+    let g = store.writer().data_generation();
+    let probed = MediaInfo {
+        width: Some(4),
+        height: Some(3),
+        ..MediaInfo::default()
+    };
+    let after = set(sha(b"first bytes"), probed.clone());
+    assert_eq!(after.media.as_ref(), Some(&probed));
+    // Derived data: the content's time stays.
+    assert_eq!(after.updated_at_ms, rec.updated_at_ms);
+    assert!(store.writer().data_generation() > g);
+    // Stale (another content): nothing changes, nothing moves.
+    let g = store.writer().data_generation();
+    let stale = set(sha(b"other"), MediaInfo::default());
+    assert_eq!(stale.media.as_ref(), Some(&probed));
+    assert_eq!(store.writer().data_generation(), g);
+    // A refusal recorded first survives a probe without an error, and one recorded
+    // after a probe keeps what the probe found.
+    let add = |sha256: Sha256, error: &str| {
+        object(store.writer().submit_blocking(Command::AddMediaError {
+            id: rec.id,
+            sha256,
+            error: error.into(),
+        }))
+    };
+    let refused = MediaInfo {
+        error: Some("thumbnail: image file is truncated".into()),
+        ..probed.clone()
+    };
+    assert_eq!(
+        add(sha(b"first bytes"), "thumbnail: image file is truncated").media,
+        Some(refused.clone())
+    );
+    let again = set(sha(b"first bytes"), probed.clone());
+    assert_eq!(again.media.as_ref(), Some(&refused));
+    // Once only; another reason is appended; a stale one is ignored.
+    assert_eq!(
+        add(sha(b"first bytes"), "thumbnail: image file is truncated").media,
+        Some(refused.clone())
+    );
+    let two = add(sha(b"first bytes"), "EXIF: broken");
+    assert_eq!(
+        two.media.unwrap().error.as_deref(),
+        Some("thumbnail: image file is truncated; EXIF: broken")
+    );
+    assert!(add(sha(b"other"), "x")
+        .media
+        .unwrap()
+        .error
+        .unwrap()
+        .ends_with("broken"));
+    set(sha(b"first bytes"), refused.clone());
+    // New content drops what was probed from the old one.
+    let replaced = object(store.writer().submit_blocking(Command::SetContent {
+        id: rec.id,
+        blob: new_blob(&store, b"second bytes"),
+        mime_type: None,
+        now_ms: 9,
+    }));
+    assert_eq!(replaced.media, None);
+    // Not for text objects.
+    let mut text = file_record("ns", "t");
+    text.kind = Kind::Text;
+    text.content = Some("hi".into());
+    let text = object(create(&store, text, false));
+    let r = object(store.writer().submit_blocking(Command::SetMedia {
+        id: text.id,
+        sha256: [0; 32],
+        media: probed,
+    }));
+    assert_eq!(r.media, None);
+}
+
+#[test]
+fn set_external_replaces_content_and_aliases_of_scanned_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rec = file_record("scan", "a.jpg");
+    let file = |size: u64, mtime_ns: i64| ExternalFile {
+        root: "/srv".into(),
+        path: b"/srv/a.jpg".to_vec(),
+        size,
+        mtime_ns,
+    };
+    rec.source = Source::External(file(3, 1));
+    rec.state = State::Stored;
+    rec.size = 3;
+    rec.sha256 = Some(sha(b"old"));
+    rec.aliases = vec!["ext:a".into(), "xsha:old:1".into()];
+    let rec = object(create(&store, rec, false));
+    let r = object(store.writer().submit_blocking(Command::SetExternal {
+        id: rec.id,
+        file: file(5, 2),
+        sha256: sha(b"newer"),
+        mime_type: "image/png".into(),
+        media: None,
+        aliases: vec!["ext:a".into(), "xsha:new:1".into()],
+        now_ms: 42,
+    }));
+    assert_eq!(
+        (r.size, r.sha256, r.updated_at_ms),
+        (5, Some(sha(b"newer")), 42)
+    );
+    assert_eq!(r.mime_type, "image/png");
+    assert_eq!(r.source, Source::External(file(5, 2)));
+    assert_eq!(store.get_by_alias("xsha:old:1").unwrap(), None);
+    assert_eq!(
+        store.get_by_alias("xsha:new:1").unwrap().map(|o| o.id),
+        Some(rec.id)
+    );
+    assert_eq!(
+        store.ids_by_alias_prefix("xsha:new:", 10).unwrap(),
+        vec![rec.id]
+    );
+    assert_eq!(
+        store.get_by_alias("ext:a").unwrap().map(|o| o.id),
+        Some(rec.id)
+    );
+    // Managed objects are not files indexed in place.
+    let managed = create_file(&store, "ns", "m", b"bytes");
+    let r = store.writer().submit_blocking(Command::SetExternal {
+        id: managed.id,
+        file: file(1, 1),
+        sha256: sha(b"x"),
+        mime_type: "image/png".into(),
+        media: None,
+        aliases: vec![],
+        now_ms: 1,
+    });
+    assert!(conflict(&r), "{r:?}");
+    drop(store);
+    assert!(check(&dir.path().join("data")).unwrap().is_consistent());
+}
+
+#[test]
+fn the_blob_removed_hook_sees_unlinks_and_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    assert!(store
+        .writer()
+        .on_blob_removed(Box::new(move |sha| s2.lock().unwrap().push(*sha))));
+    assert!(!store.writer().on_blob_removed(Box::new(|_| {})));
+    let a = create_file(&store, "ns", "a", b"content a");
+    delete(&store, a.id);
+    assert_eq!(*seen.lock().unwrap(), vec![sha(b"content a")]);
+    // An orphan file collected by GC.
+    let orphan = sha(b"orphan");
+    std::fs::write(store.blob_path(&orphan), b"orphan").unwrap();
+    assert!(matches!(
+        store.writer().submit_blocking(Command::Gc),
+        Ok(Reply::Gc(_))
+    ));
+    assert!(seen.lock().unwrap().contains(&orphan));
+}

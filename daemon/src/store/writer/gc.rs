@@ -164,6 +164,7 @@ impl Writer {
                     Ok(()) => {
                         report.blobs_removed += 1;
                         report.bytes_freed += size;
+                        self.blob_removed(&sha);
                     }
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "cannot unlink blob")
@@ -204,6 +205,7 @@ impl Writer {
                 Ok(()) => {
                     report.blobs_removed += 1;
                     report.bytes_freed += meta.len();
+                    self.blob_removed(&sha);
                     tracing::debug!(blob = %hex::encode(&sha), "removed unreferenced blob file");
                 }
                 Err(e) => {

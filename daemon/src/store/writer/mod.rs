@@ -40,7 +40,8 @@
 //!
 //! * [`WriterHandle::data_generation`] moves only after a batch in which at least one
 //!   command changed object records or blob records or files (create, set_content,
-//!   patch, delete, mark_lost and heal when they changed something), and after a GC
+//!   patch, delete, mark_lost, heal, set_media and set_external when they changed
+//!   something), and after a GC
 //!   step that removed something. Read caches of object records and blobs key on it.
 //! * [`WriterHandle::commits`] moves after every committed batch, whatever it held.
 //!
@@ -84,7 +85,9 @@ use futures_channel::oneshot;
 use heed::{Env, RwTxn, WithoutTls};
 
 use super::blobs::{fsync_dir, remove_file_quiet, Layout};
-use super::records::{ObjectRecord, SessionRecord, TokenRecord, UserRecord, WebhookRecord};
+use super::records::{
+    ExternalFile, MediaInfo, ObjectRecord, SessionRecord, TokenRecord, UserRecord, WebhookRecord,
+};
 use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, StoreError};
 use crate::util::hex;
 use crate::util::time::now_ms;
@@ -165,6 +168,40 @@ pub enum Command {
     /// again).
     #[allow(dead_code)] // the content path will call it; tests do now
     Heal { id: ObjectId, sha256: Sha256 },
+    /// Record what probing an image found (dimensions, EXIF) and why a preview was
+    /// refused, only if the object still has content `sha256` (else a no-op reply of
+    /// the current record). `media` replaces the stored section, except that a stored
+    /// `error` is kept when `media.error` is `None`. Moves `data_generation` when it
+    /// changed the record; `updated_at_ms` stays (derived data, not new content).
+    SetMedia {
+        id: ObjectId,
+        sha256: Sha256,
+        media: MediaInfo,
+    },
+    /// Add `error` to the object's `media.error` (joined with `"; "`, once), creating the
+    /// section if there is none, only if the object still has content `sha256`. The
+    /// merge happens here, in the transaction, so a refusal and a probe that commit in
+    /// either order both keep what they found. Same generation and time rules as
+    /// `SetMedia`.
+    AddMediaError {
+        id: ObjectId,
+        sha256: Sha256,
+        error: String,
+    },
+    /// A file indexed in place (`Source::External`) changed on disk and was hashed
+    /// again: its source, `sha256`, `size` (= `file.size`), `mime_type`, `media` and
+    /// its whole alias list are replaced, `state = Stored`, `updated_at_ms = now_ms`.
+    /// A managed or text object is `Conflict`; an alias another object holds is
+    /// `Conflict`.
+    SetExternal {
+        id: ObjectId,
+        file: ExternalFile,
+        sha256: Sha256,
+        mime_type: String,
+        media: Option<MediaInfo>,
+        aliases: Vec<String>,
+        now_ms: i64,
+    },
     /// Collect unreferenced blobs (see `gc.rs`). Replies `Reply::Gc`.
     Gc,
     /// Store an API token (key: SHA-256 of the token text, see `token_sha256`) and its
@@ -261,6 +298,9 @@ impl Command {
             Command::Delete { .. } => "delete",
             Command::MarkLost { .. } => "mark_lost",
             Command::Heal { .. } => "heal",
+            Command::SetMedia { .. } => "set_media",
+            Command::AddMediaError { .. } => "add_media_error",
+            Command::SetExternal { .. } => "set_external",
             Command::Gc => "gc",
             Command::PutToken { .. } => "put_token",
             Command::DeleteToken { .. } => "delete_token",
@@ -330,8 +370,16 @@ pub struct WriterStats {
     pub gc_runs: u64,
 }
 
+/// Called with the hash of every blob file the writer removed (after the commit that
+/// dropped its last reference, or by GC), on the writer thread: the core removes what
+/// it derived from the content (thumbnails). Keep it short: it delays the next batch.
+pub type BlobRemovedHook = Box<dyn Fn(&Sha256) + Send + Sync>;
+
 #[derive(Default)]
 struct Counters {
+    /// Set once by the core (see [`WriterHandle::on_blob_removed`]); kept beside the
+    /// counters because both are shared by the handle and the thread.
+    blob_removed: std::sync::OnceLock<BlobRemovedHook>,
     /// Committed batches: [`WriterHandle::commits`].
     batches: AtomicU64,
     /// [`WriterHandle::data_generation`].
@@ -486,6 +534,12 @@ impl WriterHandle {
                 false
             }
         }
+    }
+
+    /// Install the hook called for every blob file the writer removes (once; a second
+    /// call is ignored and returns false).
+    pub fn on_blob_removed(&self, hook: BlobRemovedHook) -> bool {
+        self.counters.blob_removed.set(hook).is_ok()
     }
 
     pub(crate) fn start_background_gc(&self) {
@@ -838,6 +892,19 @@ impl Writer {
             Command::Delete { id } => self.delete(txn, b, id),
             Command::MarkLost { id, sha256 } => self.mark_lost(txn, b, id, sha256),
             Command::Heal { id, sha256 } => self.heal(txn, b, id, sha256),
+            Command::SetMedia { id, sha256, media } => self.set_media(txn, b, id, sha256, media),
+            Command::AddMediaError { id, sha256, error } => {
+                self.add_media_error(txn, b, id, sha256, error)
+            }
+            Command::SetExternal {
+                id,
+                file,
+                sha256,
+                mime_type,
+                media,
+                aliases,
+                now_ms,
+            } => self.set_external(txn, b, id, file, sha256, mime_type, media, aliases, now_ms),
             Command::PutToken {
                 token_sha256,
                 record,
@@ -932,11 +999,21 @@ impl Writer {
             }
             let path = self.layout.blob_path(sha);
             match remove_file_quiet(&path) {
-                Ok(()) => tracing::debug!(blob = %hex::encode(sha), "unlinked unreferenced blob"),
+                Ok(()) => {
+                    tracing::debug!(blob = %hex::encode(sha), "unlinked unreferenced blob");
+                    self.blob_removed(sha);
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot unlink blob; gc will retry")
                 }
             }
+        }
+    }
+
+    /// Runs the blob-removed hook, if any.
+    fn blob_removed(&self, sha: &Sha256) {
+        if let Some(hook) = self.counters.blob_removed.get() {
+            hook(sha);
         }
     }
 

@@ -1,5 +1,5 @@
-//! Object commands: create, set_content, patch, delete, mark_lost, heal, and the blob
-//! references and aliases they maintain.
+//! Object commands: create, set_content, patch, delete, mark_lost, heal, set_media,
+//! set_external, and the blob references and aliases they maintain.
 //!
 //! Blob refcounts: a `BlobRecord`'s refcount is the number of managed file records whose
 //! `sha256` names it (stored and lost alike). When it reaches zero, the record is
@@ -25,7 +25,9 @@ use heed::RwTxn;
 use serde_json::{Map, Value};
 
 use super::{fatal, rejected, Batch, Fail, NewBlob, Reply, Writer};
-use crate::store::records::{self, BlobRecord, Kind, ObjectRecord, State};
+use crate::store::records::{
+    self, BlobRecord, ExternalFile, Kind, MediaInfo, ObjectRecord, Source, State,
+};
 use crate::store::{io_context, keys, ObjectId, Sha256, StoreError};
 use crate::util::hex;
 
@@ -207,6 +209,11 @@ impl Writer {
         };
         rec.size = nb.size;
         rec.sha256 = Some(nb.sha256);
+        if !same {
+            // What was probed from the old bytes says nothing about the new ones; the
+            // core probes the new content after this commit.
+            rec.media = None;
+        }
         if let Some(m) = mime_type {
             rec.mime_type = m;
         }
@@ -391,6 +398,152 @@ impl Writer {
             &rec,
             Some(serde_json::json!({ "state": "stored" })),
         );
+        Ok(Reply::Object(rec))
+    }
+
+    /// Records what probing found in an object's content (see `Command::SetMedia`).
+    pub(super) fn set_media(
+        &self,
+        txn: &mut RwTxn,
+        b: &mut Batch,
+        id: ObjectId,
+        sha256: Sha256,
+        mut media: MediaInfo,
+    ) -> Result<Reply, Fail> {
+        let mut rec = self.load(txn, &id)?;
+        // A probe of content the object no longer has is stale: nothing changes.
+        if rec.kind != Kind::File || rec.sha256 != Some(sha256) {
+            return Ok(Reply::Object(rec));
+        }
+        if media.error.is_none() {
+            // A refusal recorded first (a thumbnail asked for at once) is not erased by
+            // the probe that commits after it.
+            media.error = rec.media.as_ref().and_then(|m| m.error.clone());
+        }
+        if rec.media.as_ref() == Some(&media) {
+            return Ok(Reply::Object(rec));
+        }
+        rec.media = Some(media);
+        // Derived data, not a change of the content: `updated_at_ms` (the content's
+        // Last-Modified) stays. Still an `object.updated` event: the record changed,
+        // and clients showing dates or dimensions want it.
+        let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
+        self.put_object(txn, b, &id, &value)?;
+        self.emit_object(
+            b,
+            "object.updated",
+            &rec,
+            Some(serde_json::json!({ "media": true })),
+        );
+        Ok(Reply::Object(rec))
+    }
+
+    /// Adds a reason to `media.error` (see `Command::AddMediaError`).
+    pub(super) fn add_media_error(
+        &self,
+        txn: &mut RwTxn,
+        b: &mut Batch,
+        id: ObjectId,
+        sha256: Sha256,
+        error: String,
+    ) -> Result<Reply, Fail> {
+        let mut rec = self.load(txn, &id)?;
+        if rec.kind != Kind::File || rec.sha256 != Some(sha256) {
+            return Ok(Reply::Object(rec));
+        }
+        let media = rec.media.get_or_insert_with(MediaInfo::default);
+        match &media.error {
+            Some(e) if e.contains(&error) => return Ok(Reply::Object(rec)),
+            Some(e) => media.error = Some(format!("{e}; {error}")),
+            None => media.error = Some(error),
+        }
+        // An object update, like `set_media`.
+        let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
+        self.put_object(txn, b, &id, &value)?;
+        self.emit_object(
+            b,
+            "object.updated",
+            &rec,
+            Some(serde_json::json!({ "media": true })),
+        );
+        Ok(Reply::Object(rec))
+    }
+
+    /// A file indexed in place changed on disk (see `Command::SetExternal`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set_external(
+        &self,
+        txn: &mut RwTxn,
+        b: &mut Batch,
+        id: ObjectId,
+        file: ExternalFile,
+        sha256: Sha256,
+        mime_type: String,
+        media: Option<MediaInfo>,
+        aliases: Vec<String>,
+        now_ms: i64,
+    ) -> Result<Reply, Fail> {
+        let mut rec = self.load(txn, &id)?;
+        if rec.is_managed() || rec.kind != Kind::File {
+            return Err(Fail::Rejected(StoreError::Conflict(format!(
+                "object {id} is not a file indexed in place"
+            ))));
+        }
+        let before = rec.clone();
+        let aliases = normalize_aliases(aliases)?;
+        for alias in &aliases {
+            self.ensure_alias_free(txn, alias, &id)?;
+        }
+        self.check_quota(
+            txn,
+            super::owner_of(&rec),
+            file.size.saturating_sub(rec.size),
+        )?;
+        rec.size = file.size;
+        rec.source = Source::External(file);
+        rec.sha256 = Some(sha256);
+        rec.mime_type = mime_type;
+        rec.media = media;
+        rec.state = State::Stored;
+        rec.updated_at_ms = now_ms;
+        let dropped: Vec<String> = before
+            .aliases
+            .iter()
+            .filter(|a| !aliases.contains(a))
+            .cloned()
+            .collect();
+        let added: Vec<String> = aliases
+            .iter()
+            .filter(|a| !before.aliases.contains(a))
+            .cloned()
+            .collect();
+        rec.aliases = aliases;
+        let value = records::encode_object(&rec).map_err(Fail::Rejected)?;
+        for alias in &dropped {
+            // Only an entry that still points here is ours to remove.
+            let ours = self
+                .dbs
+                .aliases
+                .get(txn, alias.as_bytes())
+                .map_err(fatal)?
+                .is_some_and(|v| v == id.as_bytes());
+            if ours {
+                self.dbs
+                    .aliases
+                    .delete(txn, alias.as_bytes())
+                    .map_err(fatal)?;
+            }
+        }
+        for alias in &added {
+            self.dbs
+                .aliases
+                .put(txn, alias.as_bytes(), id.as_bytes())
+                .map_err(fatal)?;
+        }
+        self.put_object(txn, b, &id, &value)?;
+        self.owner_update(txn, &before, &rec)?;
+        // The file changed on disk: new content, as a `PUT` of new bytes would be.
+        self.emit_object(b, "object.content_set", &rec, None);
         Ok(Reply::Object(rec))
     }
 
