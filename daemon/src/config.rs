@@ -135,6 +135,33 @@ pub struct ServeArgs {
     /// Bytes queued for one WebSocket client before it is closed as too slow (1008).
     #[arg(long, env = "RINGBOX_WS_MAX_QUEUED")]
     pub ws_max_queued: Option<String>,
+    /// The public base URL (e.g. `https://files.example.com`): share links are made
+    /// absolute with it.
+    #[arg(long, env = "RINGBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Objects created without a ttl expire this long after upload (e.g. 30d; default:
+    /// never).
+    #[arg(long, env = "RINGBOX_DEFAULT_TTL")]
+    pub default_ttl: Option<String>,
+    /// A namespace's default ttl: `NS=DUR` (repeatable; wins over --default-ttl).
+    #[arg(
+        long = "namespace-ttl",
+        env = "RINGBOX_NAMESPACE_TTL",
+        value_delimiter = ','
+    )]
+    pub namespace_ttls: Vec<String>,
+    /// Delete objects not downloaded for this long, counting from the upload for those
+    /// never downloaded (e.g. 90d; default: off).
+    #[arg(long, env = "RINGBOX_EXPIRE_UNACCESSED")]
+    pub expire_unaccessed: Option<String>,
+    /// A namespace's not-accessed rule: `NS=DUR` or `NS=off` (repeatable; wins over
+    /// --expire-unaccessed and over an API's default).
+    #[arg(
+        long = "namespace-expire-unaccessed",
+        env = "RINGBOX_NAMESPACE_EXPIRE_UNACCESSED",
+        value_delimiter = ','
+    )]
+    pub namespace_expire_unaccessed: Vec<String>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -171,6 +198,11 @@ struct FileConfig {
     webhook_allow_private: Option<bool>,
     webhook_give_up: Option<toml::Value>,
     ws_max_queued: Option<toml::Value>,
+    public_url: Option<String>,
+    default_ttl: Option<toml::Value>,
+    namespace_ttls: Option<Vec<String>>,
+    expire_unaccessed: Option<toml::Value>,
+    namespace_expire_unaccessed: Option<Vec<String>>,
 }
 
 /// The validated configuration the server runs with.
@@ -225,6 +257,14 @@ pub struct Config {
     pub webhook_give_up: Duration,
     /// Bounds the memory one slow WebSocket client holds.
     pub ws_max_queued: u64,
+    /// Base of absolute links (no trailing slash).
+    pub public_url: Option<String>,
+    pub default_ttl: Option<Duration>,
+    /// (namespace, ttl).
+    pub namespace_ttls: Vec<(String, Duration)>,
+    pub expire_unaccessed: Option<Duration>,
+    /// (namespace, rule; `None` = off).
+    pub namespace_expire_unaccessed: Vec<(String, Option<Duration>)>,
 }
 
 impl Default for Config {
@@ -260,6 +300,11 @@ impl Default for Config {
             webhook_allow_private: false,
             webhook_give_up: Duration::from_secs(24 * 3600),
             ws_max_queued: 1 << 20,
+            public_url: None,
+            default_ttl: None,
+            namespace_ttls: Vec::new(),
+            expire_unaccessed: None,
+            namespace_expire_unaccessed: Vec::new(),
         }
     }
 }
@@ -294,6 +339,41 @@ impl Config {
                 parse_duration(&s).map_err(|e| ConfigError(format!("{name}: {e}")))
             })
         };
+        let public_url = parse_public_url(args.public_url.clone().or(file.public_url))?;
+        let ttl = |flag: &Option<String>, file: &Option<toml::Value>, name: &str| {
+            pick_value(flag, file, name)?
+                .map(|s| parse_expiry(&s, name))
+                .transpose()
+        };
+        let default_ttl = ttl(&args.default_ttl, &file.default_ttl, "default_ttl")?;
+        let expire_unaccessed = ttl(
+            &args.expire_unaccessed,
+            &file.expire_unaccessed,
+            "expire_unaccessed",
+        )?;
+        let pick_list = |flag: &Vec<String>, file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag.clone()
+            }
+        };
+        let namespace_ttls: Vec<(String, Duration)> = parse_namespace_rules(
+            pick_list(&args.namespace_ttls, file.namespace_ttls),
+            "namespace_ttl",
+            false,
+        )?
+        .into_iter()
+        .filter_map(|(ns, d)| d.map(|d| (ns, d)))
+        .collect();
+        let namespace_expire_unaccessed = parse_namespace_rules(
+            pick_list(
+                &args.namespace_expire_unaccessed,
+                file.namespace_expire_unaccessed,
+            ),
+            "namespace_expire_unaccessed",
+            true,
+        )?;
         let cfg = Config {
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             data: args.data.clone().or(file.data).unwrap_or(d.data),
@@ -431,6 +511,11 @@ impl Config {
                     ConfigError("webhook_give_up: use a duration like 24h, 30m or seconds".into())
                 })?,
             },
+            public_url,
+            default_ttl,
+            namespace_ttls,
+            expire_unaccessed,
+            namespace_expire_unaccessed,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -497,6 +582,65 @@ impl Config {
             ..ringbox_protocol::Limits::default()
         }
     }
+}
+
+/// `--public-url`: an `http://` or `https://` URL, kept without its trailing slash.
+fn parse_public_url(v: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = v.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && !r.contains(['?', '#', ' '])
+                && !r.chars().any(char::is_control) =>
+        {
+            Ok(Some(url.trim_end_matches('/').to_string()))
+        }
+        _ => Err(ConfigError(format!(
+            "public_url `{url}` must be an http:// or https:// URL like https://files.example.com"
+        ))),
+    }
+}
+
+/// An expiry duration (`30s`, `10m`, `12h`, `90d`, or seconds; more than zero).
+fn parse_expiry(s: &str, name: &str) -> Result<Duration, ConfigError> {
+    crate::util::time::parse_ttl(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{name}: `{s}` is not a duration; use e.g. 30s, 10m, 12h or 90d"
+            ))
+        })
+}
+
+/// `NS=DUR` entries (and `NS=off` where `allow_off`).
+fn parse_namespace_rules(
+    v: Vec<String>,
+    name: &str,
+    allow_off: bool,
+) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
+    v.into_iter()
+        .map(|entry| {
+            let (ns, dur) = entry.split_once('=').ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} `{entry}` must look like NAMESPACE=DURATION"
+                ))
+            })?;
+            let ns = ns.trim();
+            crate::core::naming::namespace(ns)
+                .map_err(|e| ConfigError(format!("{name} `{entry}`: {}", e.message)))?;
+            let dur = dur.trim();
+            if allow_off && dur.eq_ignore_ascii_case("off") {
+                return Ok((ns.to_string(), None));
+            }
+            Ok((ns.to_string(), Some(parse_expiry(dur, name)?)))
+        })
+        .collect()
 }
 
 /// `all` or a comma-separated list of API names.
@@ -671,6 +815,59 @@ mod tests {
         assert_eq!(cfg.max_body, 1 << 20);
         assert_eq!(cfg.workers, 2, "the flag wins over the file");
         assert_eq!(cfg.idle_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn expiry_settings() {
+        let args = ServeArgs {
+            public_url: Some("https://files.example.com/".into()),
+            default_ttl: Some("7d".into()),
+            namespace_ttls: vec!["tmp=10m".into(), "cache=1h".into()],
+            expire_unaccessed: Some("90d".into()),
+            namespace_expire_unaccessed: vec!["keep=off".into(), "scratch=2s".into()],
+            ..ServeArgs::default()
+        };
+        let cfg = Config::load(&args).unwrap();
+        assert_eq!(cfg.public_url.as_deref(), Some("https://files.example.com"));
+        assert_eq!(cfg.default_ttl, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            cfg.namespace_ttls,
+            vec![
+                ("tmp".to_string(), Duration::from_secs(600)),
+                ("cache".to_string(), Duration::from_secs(3600))
+            ]
+        );
+        assert_eq!(
+            cfg.namespace_expire_unaccessed,
+            vec![
+                ("keep".to_string(), None),
+                ("scratch".to_string(), Some(Duration::from_secs(2)))
+            ]
+        );
+        for bad in [
+            ServeArgs {
+                public_url: Some("ftp://x".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                default_ttl: Some("0s".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_ttls: vec!["tmp".into()],
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_ttls: vec!["tmp=off".into()],
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_expire_unaccessed: vec!["bad ns=1d".into()],
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(Config::load(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

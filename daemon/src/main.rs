@@ -217,6 +217,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
         max_file_size: cfg.max_file_size,
         default_quota: cfg.user_quota,
         ws_max_queued: cfg.ws_max_queued.clamp(4096, 1 << 30) as usize,
+        expiry: crate::core::expiry::ExpiryRules {
+            default_ttl: cfg.default_ttl,
+            namespace_ttl: cfg.namespace_ttls.iter().cloned().collect(),
+            unaccessed: cfg.expire_unaccessed,
+            namespace_unaccessed: cfg.namespace_expire_unaccessed.iter().cloned().collect(),
+            ..Default::default()
+        },
+        public_url: cfg.public_url.clone(),
+        share_prefix: cfg
+            .mounts
+            .iter()
+            .find(|(api, _)| api == "shares")
+            .map(|(_, p)| p.trim_end_matches('/').to_string())
+            .unwrap_or_default(),
         ..Settings::default()
     };
     let accounts = match open_accounts(&cfg) {

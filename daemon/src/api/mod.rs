@@ -6,12 +6,14 @@
 //! | --- | --- | --- |
 //! | native `/v1` | [`native`] | `/` |
 //! | the change feed `/v1/events` | [`events`] | `/` |
+//! | public share links `/share/{token}` | [`shares`] | `/` |
 //!
 //! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
 //! schemes and error renderer), list it in [`catalogue`], and document it in the README.
 
 pub mod events;
 pub mod native;
+pub mod shares;
 
 use crate::http::errors::ApiError;
 use crate::http::router::Mount;
@@ -19,7 +21,7 @@ use crate::store::ObjectId;
 
 /// Every API this build has, by name, with its default mount.
 pub fn catalogue() -> Vec<Mount> {
-    vec![native::mount(), events::mount()]
+    vec![native::mount(), events::mount(), shares::mount()]
 }
 
 /// The names of the APIs this build has.

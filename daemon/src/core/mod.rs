@@ -17,14 +17,18 @@ pub mod access;
 pub mod auth;
 pub mod blob_cache;
 pub mod broadcast;
+pub mod collections;
 pub mod content;
 pub mod error;
 pub mod events;
+pub mod expiry;
 pub mod hot_cache;
 pub mod identity;
 pub mod naming;
 pub mod objects;
 pub mod pool;
+pub mod shares;
+pub mod stats;
 pub mod stream;
 pub mod upload;
 pub mod users;
@@ -64,6 +68,13 @@ pub struct Settings {
     pub list_text_preview: usize,
     /// Bytes queued for one WebSocket client before it is cut off as too slow.
     pub ws_max_queued: usize,
+    /// Default ttls and not-accessed rules (`core::expiry`).
+    pub expiry: expiry::ExpiryRules,
+    /// `--public-url`: the scheme and authority (and path) links are made absolute
+    /// with (share URLs), without a trailing slash.
+    pub public_url: Option<String>,
+    /// Where the `shares` mount sits (`""` at the root).
+    pub share_prefix: String,
 }
 
 impl Default for Settings {
@@ -75,6 +86,9 @@ impl Default for Settings {
             default_quota: None,
             list_text_preview: 256,
             ws_max_queued: 1 << 20,
+            expiry: expiry::ExpiryRules::default(),
+            public_url: None,
+            share_prefix: String::new(),
         }
     }
 }
@@ -91,6 +105,10 @@ pub struct Core {
     pub events: Arc<events::EventHub>,
     /// Webhook deliveries (the event sink wakes them).
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// Download counts and times not yet written (`core::stats`).
+    pub access: stats::AccessStats,
+    /// Share passwords verified recently (`core::shares`).
+    pub share_passwords: shares::PasswordMemory,
 }
 
 impl Core {
@@ -109,6 +127,8 @@ impl Core {
             accounts,
             events,
             webhooks,
+            access: stats::AccessStats::default(),
+            share_passwords: shares::PasswordMemory::default(),
         }
     }
 

@@ -59,10 +59,13 @@
 //! The queue is unbounded: a queued command is small (the upload's bytes are already on
 //! disk), and the HTTP layer bounds connections.
 
+mod collections;
 mod events;
+mod expiry;
 mod gc;
 mod objects;
 mod owners;
+mod shares;
 mod users;
 mod webhooks;
 
@@ -88,11 +91,16 @@ use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, St
 use crate::util::hex;
 use crate::util::time::now_ms;
 
+#[allow(unused_imports)] // re-exported by the store
+pub use collections::{CollectionCommand, MAX_MEMBERS};
 pub use events::EventSettings;
 pub(crate) use events::META_LAST_SEQ;
+#[allow(unused_imports)] // re-exported by the store
+pub use expiry::{Due, ExpiryCommand, ObjectAccess, SweepItem, SweepReport};
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 pub(crate) use owners::owner_of;
+pub use shares::ShareCommand;
 pub use users::UserChange;
 pub use webhooks::{WebhookChange, WebhookProgress};
 
@@ -219,6 +227,12 @@ pub enum Command {
         id: ObjectId,
         progress: WebhookProgress,
     },
+    /// Collections and their members (see `collections.rs`).
+    Collection(CollectionCommand),
+    /// Share links (see `shares.rs`).
+    Share(ShareCommand),
+    /// The access-statistics flush and the expiry sweep (see `expiry.rs`).
+    Expiry(ExpiryCommand),
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -267,6 +281,9 @@ impl Command {
             Command::ChangeWebhook { .. } => "change_webhook",
             Command::DeleteWebhook { .. } => "delete_webhook",
             Command::WebhookProgress { .. } => "webhook_progress",
+            Command::Collection(_) => "collection",
+            Command::Share(_) => "share",
+            Command::Expiry(_) => "expiry",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -299,6 +316,12 @@ pub enum Reply {
     Session(SessionRecord),
     /// The webhook commands.
     Webhook(WebhookRecord),
+    /// The collection commands (the record after the change).
+    Collection(super::records::CollectionRecord),
+    /// Share creation and deletion.
+    Share(super::records::ShareRecord),
+    /// An expiry sweep.
+    Swept(SweepReport),
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -853,6 +876,9 @@ impl Writer {
             Command::ChangeWebhook { id, change } => self.change_webhook(txn, id, change),
             Command::DeleteWebhook { id } => self.delete_webhook(txn, id),
             Command::WebhookProgress { id, progress } => self.webhook_progress(txn, id, progress),
+            Command::Collection(c) => self.collection_command(txn, b, c),
+            Command::Share(c) => self.share_command(txn, b, c),
+            Command::Expiry(c) => self.expiry_command(txn, b, c),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),
