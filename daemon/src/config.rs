@@ -162,6 +162,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub namespace_expire_unaccessed: Vec<String>,
+    /// Most expired objects the sweeper deletes per writer transaction (default 100):
+    /// bounds how long other clients' writes wait behind a sweep.
+    #[arg(long, env = "RINGBOX_SWEEP_BATCH")]
+    pub sweep_batch: Option<usize>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -203,6 +207,7 @@ struct FileConfig {
     namespace_ttls: Option<Vec<String>>,
     expire_unaccessed: Option<toml::Value>,
     namespace_expire_unaccessed: Option<Vec<String>>,
+    sweep_batch: Option<usize>,
 }
 
 /// The validated configuration the server runs with.
@@ -265,6 +270,8 @@ pub struct Config {
     pub expire_unaccessed: Option<Duration>,
     /// (namespace, rule; `None` = off).
     pub namespace_expire_unaccessed: Vec<(String, Option<Duration>)>,
+    /// Bounds each sweep transaction (and so other writers' wait behind it).
+    pub sweep_batch: usize,
 }
 
 impl Default for Config {
@@ -305,6 +312,7 @@ impl Default for Config {
             namespace_ttls: Vec::new(),
             expire_unaccessed: None,
             namespace_expire_unaccessed: Vec::new(),
+            sweep_batch: crate::core::expiry::DEFAULT_SWEEP_BATCH,
         }
     }
 }
@@ -516,6 +524,10 @@ impl Config {
             namespace_ttls,
             expire_unaccessed,
             namespace_expire_unaccessed,
+            sweep_batch: args
+                .sweep_batch
+                .or(file.sweep_batch)
+                .unwrap_or(d.sweep_batch),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -552,6 +564,9 @@ impl Config {
         }
         if self.events_max == 0 {
             return bad("events_max must be at least 1");
+        }
+        if self.sweep_batch == 0 || self.sweep_batch > 10_000 {
+            return bad("sweep_batch must be between 1 and 10000");
         }
         if self.access_token_ttl < Duration::from_secs(60) {
             return bad("access_token_ttl must be at least 1m");

@@ -222,6 +222,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             namespace_ttl: cfg.namespace_ttls.iter().cloned().collect(),
             unaccessed: cfg.expire_unaccessed,
             namespace_unaccessed: cfg.namespace_expire_unaccessed.iter().cloned().collect(),
+            sweep_batch: cfg.sweep_batch,
             ..Default::default()
         },
         public_url: cfg.public_url.clone(),

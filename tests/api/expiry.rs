@@ -290,9 +290,10 @@ fn metric(c: &Client, name: &str) -> f64 {
     metric_sum(&c.metrics(), name, &[])
 }
 
-/// Sweeps `n` objects and checks it happened in rounds of at most 500.
-fn sweep_in_bounded_batches(n: usize, timeout: Duration) {
-    let d = Daemon::start(&["--durability", "none"]);
+/// Sweeps `n` objects and checks it happened in rounds of at most `batch`.
+fn sweep_in_bounded_batches(n: usize, batch: usize, timeout: Duration) {
+    let batch_arg = batch.to_string();
+    let d = Daemon::start(&["--durability", "none", "--sweep-batch", &batch_arg]);
     let admin = Client::new(&d);
     let took = upload_many(&admin, n, "1s", "bulk");
     eprintln!("uploaded {n} objects in {took:?}");
@@ -321,13 +322,13 @@ fn sweep_in_bounded_batches(n: usize, timeout: Duration) {
 
 #[test]
 fn the_sweeper_deletes_in_bounded_batches() {
-    sweep_in_bounded_batches(20_000, Duration::from_secs(120));
+    sweep_in_bounded_batches(20_000, 250, Duration::from_secs(120));
 }
 
 #[test]
 #[ignore]
 fn stress_sweep_of_a_million_objects_in_bounded_batches() {
-    sweep_in_bounded_batches(1_000_000, Duration::from_secs(3600));
+    sweep_in_bounded_batches(1_000_000, 100, Duration::from_secs(3600));
 }
 
 /// Small uploads of 4 clients until `stop` is set: their latencies, sorted.
@@ -395,7 +396,14 @@ fn stress_write_latency_during_a_sweep_of_100k() {
     let expiry = Instant::now() + Duration::from_secs(ttl_secs) - took;
     eprintln!("uploaded {n} objects with a {ttl_secs}s ttl in {took:.1?}");
     bulk.stop();
-    let d = Daemon::start_in(dir.path(), &[]);
+    // RINGBOX_SWEEP_BATCH compares round sizes (default: the daemon's).
+    let batch = std::env::var("RINGBOX_SWEEP_BATCH").ok();
+    let mut args = vec![];
+    if let Some(b) = &batch {
+        args.extend(["--sweep-batch", b.as_str()]);
+    }
+    eprintln!("sweep batch: {}", batch.as_deref().unwrap_or("default"));
+    let d = Daemon::start_in(dir.path(), &args);
     let admin = Client::new(&d);
     // Baseline: until 5 s before the objects expire (at most 20 s).
     let stop = Arc::new(AtomicBool::new(false));

@@ -353,6 +353,36 @@ impl Local {
     }
 }
 
+/// Delete every collection of `owner` (a deleted user), a page at a time; their share
+/// links go with them, their objects are the user deletion's.
+pub(crate) async fn delete_collections_of(store: crate::store::Store, owner: String) {
+    loop {
+        let page = match store.owner_collections(&owner, false, None, 100) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%owner, error = %e, "cannot list a deleted user's collections");
+                return;
+            }
+        };
+        if page.items.is_empty() {
+            return;
+        }
+        for c in page.items {
+            match store
+                .writer()
+                .submit(Command::Collection(CollectionCommand::Delete { id: c.id }))
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::error!(%owner, error = %e, "cannot delete a deleted user's collection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

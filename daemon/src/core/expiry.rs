@@ -20,12 +20,13 @@
 //!   about a second of its due time, plus the statistics flush interval).
 //! - **The sweeper** ([`Local::lifecycle_tick`], on worker 0 once a second): due
 //!   objects and share links come from two time indexes (`store/expiry.rs`), never
-//!   from a scan of all objects; each round submits at most [`SWEEP_BATCH`] of them as
-//!   one writer command, which re-checks each inside its transaction and deletes it
-//!   with its `object.deleted` event (actor `system`, `changes.reason` `expired` or
-//!   `not_accessed`); the blobs go when nothing else references them. Rounds follow
-//!   each other while there is work, but each tick stops after about a second, so the
-//!   writer keeps answering other clients between rounds.
+//!   from a scan of all objects; each round submits at most `--sweep-batch` (100) of
+//!   them as one writer command, which re-checks each inside its transaction and
+//!   deletes it with its `object.deleted` event (actor `system`, `changes.reason`
+//!   `expired` or `not_accessed`); the blobs go when nothing else references them.
+//!   Rounds follow each other while there is work, each followed by a pause as long
+//!   as the round, so other clients' writes find the writer free half the time and
+//!   wait behind at most one small round (measured in `tuning.md`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,14 +37,20 @@ use crate::store::expiry::{KIND_OBJECT, KIND_SHARE};
 use crate::store::{Command, Due, ExpiryCommand, ObjectRecord, Reply, SweepItem, SweepReport};
 use crate::util::time::{now_ms, parse_ttl};
 
-/// Most items one sweep round (one writer command, one transaction) deletes: bounds
-/// the transaction, so writes of other clients queued behind it wait for at most one
-/// such round (see `tuning.md` for the measured latency).
-pub const SWEEP_BATCH: usize = 500;
+/// The default of `--sweep-batch`: most items one sweep round (one writer command, one
+/// transaction) deletes. It bounds the transaction, so a write of another client
+/// queued behind it waits for at most one round; measured in `tuning.md` (500 per
+/// round more than doubled other clients' p99 write latency during a sweep, 100 kept
+/// it near the idle figure).
+pub const DEFAULT_SWEEP_BATCH: usize = 100;
 /// How often the download statistics are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// How long one lifecycle tick may keep sweeping before it yields to the next tick.
+/// How long one lifecycle tick may keep sweeping before it returns (the statistics
+/// flush and the shutdown check run between ticks).
 const TICK_BUDGET: Duration = Duration::from_secs(1);
+/// The sweeper pauses after each round for as long as the round took (at least this),
+/// so it occupies the writer at most about half the time while other clients write.
+const MIN_PAUSE: Duration = Duration::from_millis(2);
 
 /// When objects expire by default, and the not-accessed rules.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +67,8 @@ pub struct ExpiryRules {
     /// Defaults registered by dialects for their namespaces: used only where the
     /// operator set no rule at all (neither global nor for the namespace).
     pub api_unaccessed: HashMap<String, Duration>,
+    /// `--sweep-batch`: most items per sweep round (0 = [`DEFAULT_SWEEP_BATCH`]).
+    pub sweep_batch: usize,
 }
 
 impl ExpiryRules {
@@ -82,6 +91,14 @@ impl ExpiryRules {
     #[allow(dead_code)] // for the dialects (pyBlobServer's 90 days); tests use it now
     pub fn default_unaccessed_for(&mut self, ns: &str, after: Duration) {
         self.api_unaccessed.insert(ns.to_string(), after);
+    }
+
+    /// Items per sweep round.
+    pub fn sweep_batch(&self) -> usize {
+        match self.sweep_batch {
+            0 => DEFAULT_SWEEP_BATCH,
+            n => n,
+        }
     }
 
     /// Whether any not-accessed rule is on (else the sweeper skips that index).
@@ -126,13 +143,14 @@ impl Local {
         })
     }
 
-    /// One sweep round: at most [`SWEEP_BATCH`] due objects and shares, deleted in one
+    /// One sweep round: at most `--sweep-batch` due objects and shares, deleted in one
     /// writer command. Returns what it did and whether it found a full batch (more
     /// may be due).
     pub async fn sweep_round(&self) -> CoreResult<(SweepReport, bool)> {
         let now = now_ms();
+        let batch = self.settings.expiry.sweep_batch();
         let mut items = Vec::new();
-        for e in self.store.due_expiries(now, SWEEP_BATCH)? {
+        for e in self.store.due_expiries(now, batch)? {
             items.push(match e.kind {
                 KIND_SHARE => SweepItem::Share {
                     id: e.id,
@@ -154,16 +172,13 @@ impl Local {
         }
         let rules = &self.settings.expiry;
         let mut skipped_recent = 0usize;
-        if items.len() < SWEEP_BATCH && rules.any_unaccessed() {
+        if items.len() < batch && rules.any_unaccessed() {
             let cutoff_of = |ns: &str| {
                 rules
                     .unaccessed_for(ns)
                     .map(|d| now.saturating_sub(d.as_millis() as i64))
             };
-            for e in self
-                .store
-                .idle_objects(&cutoff_of, SWEEP_BATCH - items.len())?
-            {
+            for e in self.store.idle_objects(&cutoff_of, batch - items.len())? {
                 // Downloaded since the last statistics flush: not idle.
                 if self
                     .access
@@ -189,7 +204,7 @@ impl Local {
         // Full when the indexes had more than this round took (entries skipped as
         // recently downloaded stay in the index until the flush moves them: they do
         // not count as "more", or the sweeper would spin on them).
-        let full = items.len() + skipped_recent >= SWEEP_BATCH && items.len() >= SWEEP_BATCH / 2;
+        let full = items.len() + skipped_recent >= batch && items.len() >= batch.div_ceil(2);
         let n = items.len();
         let reply = self
             .store
@@ -216,26 +231,34 @@ impl Local {
         Ok((report, full))
     }
 
-    /// Worker 0 calls this once a second: write the download statistics every
-    /// [`FLUSH_EVERY`], and sweep while there is work, for about a second at most.
-    pub async fn lifecycle_tick(&self, last_flush: &mut Instant) {
+    /// Worker 0's lifecycle task calls this: write the download statistics every
+    /// [`FLUSH_EVERY`], and sweep while there is work, for about a second at most,
+    /// pausing after each round as long as it took. Returns whether more may be due
+    /// (the caller then calls again without waiting).
+    pub async fn lifecycle_tick(&self, last_flush: &mut Instant) -> bool {
         if last_flush.elapsed() >= FLUSH_EVERY {
             *last_flush = Instant::now();
             self.flush_access().await;
         }
         let started = Instant::now();
         loop {
+            let round = Instant::now();
             match self.sweep_round().await {
-                Ok((_, true)) if started.elapsed() < TICK_BUDGET => {
+                Ok((_, true)) => {
+                    // Leave the writer to the other clients for a while.
+                    monoio::time::sleep(round.elapsed().max(MIN_PAUSE)).await;
+                    if started.elapsed() >= TICK_BUDGET {
+                        return true;
+                    }
                     if last_flush.elapsed() >= FLUSH_EVERY {
                         *last_flush = Instant::now();
                         self.flush_access().await;
                     }
                 }
-                Ok(_) => break,
+                Ok(_) => return false,
                 Err(e) => {
                     tracing::warn!(error = %e, "expiry sweep failed; retrying on the next tick");
-                    break;
+                    return false;
                 }
             }
         }

@@ -334,9 +334,18 @@ impl Local {
             }
             _ => return Err(CoreError::not_found("the object")),
         };
-        let entry = self.content_entry(id)?;
+        // An object share whose object is gone (expired, not yet swept) is as gone as
+        // the share itself: the same answer as an unknown token.
+        let gone = || match share.target {
+            ShareTarget::Object(_) => no_share(),
+            ShareTarget::Collection(_) => CoreError::not_found("the object"),
+        };
+        let entry = match self.content_entry(id) {
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(gone()),
+            other => other?,
+        };
         if is_expired(&entry.rec, now_ms()) {
-            return Err(CoreError::not_found("the object"));
+            return Err(gone());
         }
         match &entry.rep {
             None => Err(super::content::pending()),

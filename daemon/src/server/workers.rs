@@ -405,12 +405,15 @@ async fn housekeeping(worker: Rc<Worker>) {
 /// writes go to the writer thread; nothing here blocks.
 async fn lifecycle(worker: Rc<Worker>) {
     let mut last_flush = std::time::Instant::now();
+    let mut more = false;
     while !worker.shutdown.is_fired() {
-        monoio::select! {
-            _ = monoio::time::sleep(Duration::from_secs(1)) => {}
-            _ = worker.shutdown.wait() => break,
+        if !more {
+            monoio::select! {
+                _ = monoio::time::sleep(Duration::from_secs(1)) => {}
+                _ = worker.shutdown.wait() => break,
+            }
         }
-        worker.svc.lifecycle_tick(&mut last_flush).await;
+        more = worker.svc.lifecycle_tick(&mut last_flush).await;
     }
 }
 
