@@ -149,6 +149,37 @@ pub struct ServeArgs {
     /// Thumbnails and directory scans (`config/media.rs`).
     #[command(flatten)]
     pub media: media::MediaArgs,
+    /// The public base URL (e.g. `https://files.example.com`): share links are made
+    /// absolute with it.
+    #[arg(long, env = "RINGBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Objects created without a ttl expire this long after upload (e.g. 30d; default:
+    /// never).
+    #[arg(long, env = "RINGBOX_DEFAULT_TTL")]
+    pub default_ttl: Option<String>,
+    /// A namespace's default ttl: `NS=DUR` (repeatable; wins over --default-ttl).
+    #[arg(
+        long = "namespace-ttl",
+        env = "RINGBOX_NAMESPACE_TTL",
+        value_delimiter = ','
+    )]
+    pub namespace_ttls: Vec<String>,
+    /// Delete objects not downloaded for this long, counting from the upload for those
+    /// never downloaded (e.g. 90d; default: off).
+    #[arg(long, env = "RINGBOX_EXPIRE_UNACCESSED")]
+    pub expire_unaccessed: Option<String>,
+    /// A namespace's not-accessed rule: `NS=DUR` or `NS=off` (repeatable; wins over
+    /// --expire-unaccessed and over an API's default).
+    #[arg(
+        long = "namespace-expire-unaccessed",
+        env = "RINGBOX_NAMESPACE_EXPIRE_UNACCESSED",
+        value_delimiter = ','
+    )]
+    pub namespace_expire_unaccessed: Vec<String>,
+    /// Most expired objects the sweeper deletes per writer transaction (default 100):
+    /// bounds how long other clients' writes wait behind a sweep.
+    #[arg(long, env = "RINGBOX_SWEEP_BATCH")]
+    pub sweep_batch: Option<usize>,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -199,6 +230,12 @@ struct FileConfig {
     thumbnail_max_input: Option<toml::Value>,
     thumbnail_nice: Option<i32>,
     thumbnail_eager: Option<bool>,
+    public_url: Option<String>,
+    default_ttl: Option<toml::Value>,
+    namespace_ttls: Option<Vec<String>>,
+    expire_unaccessed: Option<toml::Value>,
+    namespace_expire_unaccessed: Option<Vec<String>>,
+    sweep_batch: Option<usize>,
 }
 
 /// The validated configuration the server runs with.
@@ -259,6 +296,16 @@ pub struct Config {
     pub scan: crate::core::scan::ScanSettings,
     /// Thumbnail concurrency, limits and timeouts.
     pub thumbnails: crate::core::thumbs::ThumbSettings,
+    /// Base of absolute links (no trailing slash).
+    pub public_url: Option<String>,
+    pub default_ttl: Option<Duration>,
+    /// (namespace, ttl).
+    pub namespace_ttls: Vec<(String, Duration)>,
+    pub expire_unaccessed: Option<Duration>,
+    /// (namespace, rule; `None` = off).
+    pub namespace_expire_unaccessed: Vec<(String, Option<Duration>)>,
+    /// Bounds each sweep transaction (and so other writers' wait behind it).
+    pub sweep_batch: usize,
 }
 
 impl Default for Config {
@@ -297,6 +344,12 @@ impl Default for Config {
             max_json_body: crate::core::DEFAULT_MAX_JSON_BODY,
             scan: crate::core::scan::ScanSettings::default(),
             thumbnails: crate::core::thumbs::ThumbSettings::default(),
+            public_url: None,
+            default_ttl: None,
+            namespace_ttls: Vec::new(),
+            expire_unaccessed: None,
+            namespace_expire_unaccessed: Vec::new(),
+            sweep_batch: crate::core::expiry::DEFAULT_SWEEP_BATCH,
         }
     }
 }
@@ -398,6 +451,41 @@ impl Config {
         let rhino_data = rhino.data_dir.as_ref().map(PathBuf::from);
         let scan = media::scan_settings(&args.media, &file)?;
         let thumbnails = media::thumb_settings(&args.media, &file)?;
+        let public_url = parse_public_url(args.public_url.clone().or(file.public_url))?;
+        let ttl = |flag: &Option<String>, file: &Option<toml::Value>, name: &str| {
+            pick_value(flag, file, name)?
+                .map(|s| parse_expiry(&s, name))
+                .transpose()
+        };
+        let default_ttl = ttl(&args.default_ttl, &file.default_ttl, "default_ttl")?;
+        let expire_unaccessed = ttl(
+            &args.expire_unaccessed,
+            &file.expire_unaccessed,
+            "expire_unaccessed",
+        )?;
+        let pick_list = |flag: &Vec<String>, file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag.clone()
+            }
+        };
+        let namespace_ttls: Vec<(String, Duration)> = parse_namespace_rules(
+            pick_list(&args.namespace_ttls, file.namespace_ttls),
+            "namespace_ttl",
+            false,
+        )?
+        .into_iter()
+        .filter_map(|(ns, d)| d.map(|d| (ns, d)))
+        .collect();
+        let namespace_expire_unaccessed = parse_namespace_rules(
+            pick_list(
+                &args.namespace_expire_unaccessed,
+                file.namespace_expire_unaccessed,
+            ),
+            "namespace_expire_unaccessed",
+            true,
+        )?;
         let cfg = Config {
             listen: args
                 .listen
@@ -555,6 +643,15 @@ impl Config {
             )?,
             scan,
             thumbnails,
+            public_url,
+            default_ttl,
+            namespace_ttls,
+            expire_unaccessed,
+            namespace_expire_unaccessed,
+            sweep_batch: args
+                .sweep_batch
+                .or(file.sweep_batch)
+                .unwrap_or(d.sweep_batch),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -592,6 +689,9 @@ impl Config {
         if self.events_max == 0 {
             return bad("events_max must be at least 1");
         }
+        if self.sweep_batch == 0 || self.sweep_batch > 10_000 {
+            return bad("sweep_batch must be between 1 and 10000");
+        }
         if self.access_token_ttl < Duration::from_secs(60) {
             return bad("access_token_ttl must be at least 1m");
         }
@@ -624,6 +724,65 @@ impl Config {
             ..ringbox_protocol::Limits::default()
         }
     }
+}
+
+/// `--public-url`: an `http://` or `https://` URL, kept without its trailing slash.
+fn parse_public_url(v: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = v.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && !r.contains(['?', '#', ' '])
+                && !r.chars().any(char::is_control) =>
+        {
+            Ok(Some(url.trim_end_matches('/').to_string()))
+        }
+        _ => Err(ConfigError(format!(
+            "public_url `{url}` must be an http:// or https:// URL like https://files.example.com"
+        ))),
+    }
+}
+
+/// An expiry duration (`30s`, `10m`, `12h`, `90d`, or seconds; more than zero).
+fn parse_expiry(s: &str, name: &str) -> Result<Duration, ConfigError> {
+    crate::util::time::parse_ttl(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{name}: `{s}` is not a duration; use e.g. 30s, 10m, 12h or 90d"
+            ))
+        })
+}
+
+/// `NS=DUR` entries (and `NS=off` where `allow_off`).
+fn parse_namespace_rules(
+    v: Vec<String>,
+    name: &str,
+    allow_off: bool,
+) -> Result<Vec<(String, Option<Duration>)>, ConfigError> {
+    v.into_iter()
+        .map(|entry| {
+            let (ns, dur) = entry.split_once('=').ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} `{entry}` must look like NAMESPACE=DURATION"
+                ))
+            })?;
+            let ns = ns.trim();
+            crate::core::naming::namespace(ns)
+                .map_err(|e| ConfigError(format!("{name} `{entry}`: {}", e.message)))?;
+            let dur = dur.trim();
+            if allow_off && dur.eq_ignore_ascii_case("off") {
+                return Ok((ns.to_string(), None));
+            }
+            Ok((ns.to_string(), Some(parse_expiry(dur, name)?)))
+        })
+        .collect()
 }
 
 /// `all` or a comma-separated list of API names.
@@ -840,6 +999,59 @@ mod tests {
             };
             let e = Config::load_with(&ServeArgs::default(), &bad).unwrap_err();
             assert!(e.to_string().contains("RHINOBOX_"), "{e}");
+        }
+    }
+
+    #[test]
+    fn expiry_settings() {
+        let args = ServeArgs {
+            public_url: Some("https://files.example.com/".into()),
+            default_ttl: Some("7d".into()),
+            namespace_ttls: vec!["tmp=10m".into(), "cache=1h".into()],
+            expire_unaccessed: Some("90d".into()),
+            namespace_expire_unaccessed: vec!["keep=off".into(), "scratch=2s".into()],
+            ..ServeArgs::default()
+        };
+        let cfg = Config::load(&args).unwrap();
+        assert_eq!(cfg.public_url.as_deref(), Some("https://files.example.com"));
+        assert_eq!(cfg.default_ttl, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            cfg.namespace_ttls,
+            vec![
+                ("tmp".to_string(), Duration::from_secs(600)),
+                ("cache".to_string(), Duration::from_secs(3600))
+            ]
+        );
+        assert_eq!(
+            cfg.namespace_expire_unaccessed,
+            vec![
+                ("keep".to_string(), None),
+                ("scratch".to_string(), Some(Duration::from_secs(2)))
+            ]
+        );
+        for bad in [
+            ServeArgs {
+                public_url: Some("ftp://x".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                default_ttl: Some("0s".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_ttls: vec!["tmp".into()],
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_ttls: vec!["tmp=off".into()],
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                namespace_expire_unaccessed: vec!["bad ns=1d".into()],
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(Config::load(&bad).is_err(), "{bad:?}");
         }
     }
 

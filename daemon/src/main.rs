@@ -229,6 +229,21 @@ fn serve(args: &ServeArgs) -> ExitCode {
         ws_max_queued: cfg.ws_max_queued.clamp(4096, 1 << 30) as usize,
         max_json_body: cfg.max_json_body,
         thumbnails: cfg.thumbnails.clone(),
+        expiry: crate::core::expiry::ExpiryRules {
+            default_ttl: cfg.default_ttl,
+            namespace_ttl: cfg.namespace_ttls.iter().cloned().collect(),
+            unaccessed: cfg.expire_unaccessed,
+            namespace_unaccessed: cfg.namespace_expire_unaccessed.iter().cloned().collect(),
+            sweep_batch: cfg.sweep_batch,
+            ..Default::default()
+        },
+        public_url: cfg.public_url.clone(),
+        share_prefix: cfg
+            .mounts
+            .iter()
+            .find(|(api, _)| api == "shares")
+            .map(|(_, p)| p.trim_end_matches('/').to_string())
+            .unwrap_or_default(),
         ..Settings::default()
     };
     // The audit log's and the ingest engine's threads (every file append, fsync and

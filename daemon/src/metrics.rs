@@ -35,6 +35,12 @@ pub struct Metrics {
     pub downloads: AtomicU64,
     pub connections_refused_per_ip: AtomicU64,
     panics: Vec<AtomicU64>,
+    /// Expiry sweep rounds (writer commands), objects and shares they deleted, and the
+    /// largest round.
+    pub expiry_rounds: AtomicU64,
+    pub expired_objects: AtomicU64,
+    pub expired_shares: AtomicU64,
+    pub expiry_round_max: AtomicU64,
     /// Thumbnails, probes and directory scans.
     pub media: MediaCounters,
 }
@@ -96,7 +102,19 @@ impl Metrics {
             connections_refused_per_ip: AtomicU64::new(0),
             panics: PANIC_SITES.iter().map(|_| AtomicU64::new(0)).collect(),
             media: MediaCounters::default(),
+            expiry_rounds: AtomicU64::new(0),
+            expired_objects: AtomicU64::new(0),
+            expired_shares: AtomicU64::new(0),
+            expiry_round_max: AtomicU64::new(0),
         }
+    }
+
+    /// Count one expiry sweep round of `items` that deleted `objects` and `shares`.
+    pub fn expiry_round(&self, items: u64, objects: u64, shares: u64) {
+        self.expiry_rounds.fetch_add(1, Relaxed);
+        self.expired_objects.fetch_add(objects, Relaxed);
+        self.expired_shares.fetch_add(shares, Relaxed);
+        self.expiry_round_max.fetch_max(items, Relaxed);
     }
 
     /// Count a caught panic at `site` (`handler`, `connection`, `pool`, `writer`).
@@ -279,6 +297,30 @@ impl Metrics {
         ] {
             counter(name, help, kind, v.to_string());
         }
+        counter(
+            "ringbox_expiry_rounds_total",
+            "Expiry sweep rounds (one writer transaction each).",
+            "counter",
+            self.expiry_rounds.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_expired_objects_total",
+            "Objects deleted by the expiry sweeper.",
+            "counter",
+            self.expired_objects.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_expired_shares_total",
+            "Share links deleted by the expiry sweeper.",
+            "counter",
+            self.expired_shares.load(Relaxed).to_string(),
+        );
+        counter(
+            "ringbox_expiry_round_max_items",
+            "Most items one expiry sweep round handled.",
+            "gauge",
+            self.expiry_round_max.load(Relaxed).to_string(),
+        );
         out
     }
 }

@@ -8,6 +8,7 @@
 //! | the change feed `/v1/events` | [`events`] | `/` |
 //! | Metaclip (seed 000) | [`metaclip`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
+//! | public share links `/share/{token}` | [`shares`] | `/` |
 //!
 //! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
 //! schemes and error renderer), list it in [`catalogue`], and document it in the README.
@@ -16,6 +17,7 @@ pub mod events;
 pub mod metaclip;
 pub mod native;
 pub mod rhinobox;
+pub mod shares;
 
 use crate::http::errors::ApiError;
 use crate::http::router::Mount;
@@ -26,6 +28,7 @@ pub fn catalogue() -> Vec<Mount> {
     vec![
         native::mount(),
         events::mount(),
+        shares::mount(),
         rhinobox::mount(),
         metaclip::mount(),
     ]

@@ -13,9 +13,17 @@
 //! - a scanned file that vanished is `not_found` (404) and one that changed since the
 //!   scan is not served under its old ETag (404 `changed`) until the next scan;
 //! - a blob whose size or hash does not match is 500 `corrupt`, never served.
+//!
+//! Expired objects are `not_found` here as everywhere (`core::expiry`). A 200/206 that
+//! sends an object's bytes counts as one download (`core::stats`); a `HEAD`, a 304,
+//! 412 or 416 does not.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use ringbox_protocol::conditional::{evaluate, format_http_date, Conditions, Decision, Validators};
 use ringbox_protocol::range::ByteRange;
@@ -25,8 +33,9 @@ use super::blob_cache::{BlobCache, BlobLocation, BlobSource, OpenError};
 use super::error::{CoreError, CoreResult, ErrorKind};
 use super::hot_cache::HotEntry;
 use super::Local;
-use crate::store::{Command, ObjectId, State};
+use crate::store::{Command, ObjectId, ShareRecord, State};
 use crate::util::hex;
+use crate::util::time::now_ms;
 
 /// What is served: validators and header values, ready to be copied into a response
 /// (shared, so a hot object costs no formatting).
@@ -99,11 +108,27 @@ pub fn pending() -> CoreError {
 
 impl Local {
     /// The content of object `id` as `caller` may see it: from the worker's hot cache
-    /// or LMDB. `NotFound` when the caller may not read it; `pending` without content.
+    /// or LMDB. `NotFound` when the caller may not read it or it expired; `pending`
+    /// without content.
     pub fn object_content(&self, caller: &Caller, id: ObjectId) -> CoreResult<Rc<HotEntry>> {
+        let entry = self.content_entry(id)?;
+        if !self.settings.policy.may_read(caller, &entry.rec)
+            || super::expiry::is_expired(&entry.rec, now_ms())
+        {
+            return Err(CoreError::not_found("the object"));
+        }
+        match &entry.rep {
+            None => Err(pending()),
+            Some(_) => Ok(entry),
+        }
+    }
+
+    /// The hot-cache entry of object `id` (read from LMDB on a miss), whoever asks:
+    /// the callers decide access and expiry.
+    pub(crate) fn content_entry(&self, id: ObjectId) -> CoreResult<Rc<HotEntry>> {
         let generation = self.data_generation();
         let cached = self.hot.borrow_mut().get(id, generation);
-        let entry = match cached {
+        Ok(match cached {
             Some(e) => e,
             None => {
                 let rec = self
@@ -114,14 +139,7 @@ impl Local {
                 self.hot.borrow_mut().insert(id, generation, entry.clone());
                 entry
             }
-        };
-        if !self.settings.policy.may_read(caller, &entry.rec) {
-            return Err(CoreError::not_found("the object"));
-        }
-        match &entry.rep {
-            None => Err(pending()),
-            Some(_) => Ok(entry),
-        }
+        })
     }
 
     /// The content of a blob by its hash (no object, no name): for admins (and
@@ -164,11 +182,23 @@ impl Local {
         })
     }
 
-    /// Decide what to answer for `conditions`, and open the bytes for a 200/206.
+    /// Decide what to answer for `conditions`, and open the bytes for a 200/206. A
+    /// 200/206 of an object that sends its bytes (not a `HEAD`: see
+    /// [`BodylessScope`]) counts as a download (`core::stats`), for every API.
     pub async fn serve(
         &self,
         rep: &Representation,
         conditions: &Conditions<'_>,
+    ) -> CoreResult<Served> {
+        self.serve_counted(rep, conditions, None).await
+    }
+
+    /// [`Local::serve`], taking a download slot of `share` when it serves bytes.
+    pub(crate) async fn serve_counted(
+        &self,
+        rep: &Representation,
+        conditions: &Conditions<'_>,
+        share: Option<&ShareRecord>,
     ) -> CoreResult<Served> {
         let validators = Validators {
             etag: &rep.etag,
@@ -179,9 +209,32 @@ impl Local {
             Decision::NotModified => Ok(Served::NotModified),
             Decision::PreconditionFailed => Ok(Served::PreconditionFailed),
             Decision::RangeNotSatisfiable => Ok(Served::RangeNotSatisfiable),
-            Decision::Full => Ok(Served::Full(self.open_content(rep).await?)),
-            Decision::Partial(ranges) => Ok(Served::Partial(self.open_content(rep).await?, ranges)),
+            Decision::Full => Ok(Served::Full(self.open_download(rep, share).await?)),
+            Decision::Partial(ranges) => Ok(Served::Partial(
+                self.open_download(rep, share).await?,
+                ranges,
+            )),
         }
+    }
+
+    /// The bytes of a 200/206, counted as a download of the object (and of `share`,
+    /// whose slot is taken after the open, atomically: a burst of requests can never
+    /// take more than `max_downloads`).
+    async fn open_download(
+        &self,
+        rep: &Representation,
+        share: Option<&ShareRecord>,
+    ) -> CoreResult<BlobSource> {
+        let source = self.open_content(rep).await?;
+        if let (Some(id), false) = (rep.object, bodyless_request()) {
+            if let Some(s) = share {
+                if !self.take_share_slot(s)? {
+                    return Err(super::shares::no_share());
+                }
+            }
+            self.access.note_download(id, now_ms());
+        }
+        Ok(source)
     }
 
     /// The bytes of `rep`, through the worker's blob cache.
@@ -287,5 +340,55 @@ impl Local {
         monoio::spawn(async move {
             let _ = heal.await;
         });
+    }
+}
+
+thread_local! {
+    /// Set while a request that sends no body (a `HEAD`) is being handled on this
+    /// thread (see [`BodylessScope`]).
+    static BODYLESS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a request's handler knowing whether its response will carry a body: while the
+/// wrapped future is polled, [`BodylessScope::is_active`] answers for it. The router
+/// wraps every handler, so `serve` does not count a `HEAD` as a download whatever API
+/// called it, without every API passing the method down. Correct on a thread-per-core
+/// runtime: the flag is set for exactly the duration of one synchronous poll of this
+/// request's future, so interleaved requests on the same worker never see each
+/// other's value. Outside any scope (unit tests calling handlers directly) a request
+/// sends its body.
+#[derive(Debug)]
+pub struct BodylessScope<F> {
+    inner: F,
+    bodyless: bool,
+}
+
+impl<F> BodylessScope<F> {
+    pub fn new(bodyless: bool, inner: F) -> Self {
+        BodylessScope { inner, bodyless }
+    }
+}
+
+/// Whether the request being handled on this thread sends no body (see
+/// [`BodylessScope`]).
+pub fn bodyless_request() -> bool {
+    BODYLESS.with(Cell::get)
+}
+
+impl<F: Future + Unpin> Future for BodylessScope<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let before = BODYLESS.with(|b| b.replace(this.bodyless));
+        // Restored even if the poll panics (the router catches handler panics).
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                BODYLESS.with(|b| b.set(self.0));
+            }
+        }
+        let _restore = Restore(before);
+        Pin::new(&mut this.inner).poll(cx)
     }
 }

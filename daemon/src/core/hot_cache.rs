@@ -8,7 +8,11 @@
 //! everything is dropped. An entry is only inserted if the generation read *before* its
 //! LMDB read is still current, so a record read during a concurrent commit is never
 //! kept past that commit. Under a read-only load nothing is ever re-read, and writes
-//! that leave objects alone (tokens, events, audit) keep the cache warm.
+//! that leave objects alone (tokens, events, audit) keep the cache warm. So does the
+//! batched download-statistics flush, which rewrites object records but only their
+//! `downloads` and `last_access_ms`: an entry's `rec` may show old counters, so nothing
+//! reads them from here (the object's JSON comes from LMDB; see
+//! `store/writer/expiry.rs`).
 
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -18,9 +18,11 @@ pub mod audit;
 pub mod auth;
 pub mod blob_cache;
 pub mod broadcast;
+pub mod collections;
 pub mod content;
 pub mod error;
 pub mod events;
+pub mod expiry;
 pub mod hot_cache;
 pub mod identity;
 // The JSON ingest engine (RhinoBox's `/ingest/json`, the native datasets); parts of
@@ -36,6 +38,8 @@ pub mod naming;
 pub mod objects;
 pub mod pool;
 pub mod scan;
+pub mod shares;
+pub mod stats;
 pub mod stream;
 pub mod thumbs;
 pub mod upload;
@@ -85,6 +89,13 @@ pub struct Settings {
     pub max_json_body: u64,
     /// Thumbnails: concurrency, limits, timeouts (`--thumbnail-*`).
     pub thumbnails: thumbs::ThumbSettings,
+    /// Default ttls and not-accessed rules (`core::expiry`).
+    pub expiry: expiry::ExpiryRules,
+    /// `--public-url`: the scheme and authority (and path) links are made absolute
+    /// with (share URLs), without a trailing slash.
+    pub public_url: Option<String>,
+    /// Where the `shares` mount sits (`""` at the root).
+    pub share_prefix: String,
 }
 
 impl Default for Settings {
@@ -98,6 +109,9 @@ impl Default for Settings {
             ws_max_queued: 1 << 20,
             max_json_body: DEFAULT_MAX_JSON_BODY,
             thumbnails: thumbs::ThumbSettings::default(),
+            expiry: expiry::ExpiryRules::default(),
+            public_url: None,
+            share_prefix: String::new(),
         }
     }
 }
@@ -120,6 +134,10 @@ pub struct Core {
     pub ingest: IngestService,
     /// The thumbnail engine (its own decoding threads, the cache under `thumbs/`).
     pub thumbs: thumbs::ThumbEngine,
+    /// Download counts and times not yet written (`core::stats`).
+    pub access: stats::AccessStats,
+    /// Share passwords verified recently (`core::shares`).
+    pub share_passwords: shares::PasswordMemory,
 }
 
 impl Core {
@@ -145,6 +163,8 @@ impl Core {
             audit,
             ingest,
             thumbs,
+            access: stats::AccessStats::default(),
+            share_passwords: shares::PasswordMemory::default(),
         }
     }
 

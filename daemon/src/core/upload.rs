@@ -45,6 +45,8 @@ pub struct NewObject {
     pub name: String,
     pub tags: Vec<String>,
     pub metadata: Map<String, Value>,
+    /// When the object expires (from a client's ttl: `core::expiry::expires_at_from_ttl`);
+    /// `None` = the namespace's default ttl, if any.
     pub expires_at_ms: Option<i64>,
     /// Refuse (409) when another object already has this (namespace, name).
     pub unique_name: bool,
@@ -334,7 +336,8 @@ impl Local {
         rec.metadata_json =
             Value::Object(naming::metadata(Value::Object(new.metadata.clone()))?).to_string();
         rec.owner = Some(caller.owner_id());
-        rec.expires_at_ms = new.expires_at_ms;
+        rec.expires_at_ms =
+            self.default_expiry(&rec.namespace, new.expires_at_ms, rec.created_at_ms);
         Ok(rec)
     }
 

@@ -15,8 +15,9 @@
 //!   revocation epoch after its commit, so every worker refuses the old credential on
 //!   its next request.
 //! - Deleting a user revokes every credential at once and deletes the user's objects
-//!   in the background, in bounded batches (their blobs go when nothing else
-//!   references them). The built-in `admin` cannot be deleted.
+//!   and collections in the background, in bounded batches (their blobs go when nothing
+//!   else references them, their share links with what they shared). The built-in
+//!   `admin` cannot be deleted.
 
 use std::time::Duration;
 
@@ -351,6 +352,10 @@ impl Local {
         let store = self.store.clone();
         let owner = user.id.clone();
         monoio::spawn(async move { delete_objects_of(store, owner).await });
+        // Their collections (and with them their share links) go too.
+        let store = self.store.clone();
+        let owner = user.id.clone();
+        monoio::spawn(super::collections::delete_collections_of(store, owner));
         Ok(user)
     }
 

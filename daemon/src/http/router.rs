@@ -479,10 +479,13 @@ impl Router {
             body,
         };
         let handler = ep.route.handler;
+        // The core must know a HEAD sends no body (it is not a download).
+        let call =
+            crate::core::content::BodylessScope::new(head.method() == Method::Head, handler(ctx));
         // A panic in a handler must not take the worker (and every connection on it)
         // down: it is caught here, logged, counted, and answered 500; the connection
         // closes because the request body's state is unknown.
-        let result = AssertUnwindSafe(handler(ctx)).catch_unwind().await;
+        let result = AssertUnwindSafe(call).catch_unwind().await;
         let resp = match result {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => (mount.render)(e),

@@ -302,6 +302,7 @@ async fn accept_loop(
     monoio::spawn(worker.svc.event_feed());
     if index == 0 {
         monoio::spawn(housekeeping(worker.clone()));
+        monoio::spawn(lifecycle(worker.clone()));
     }
     let m = metrics::get();
     loop {
@@ -363,6 +364,10 @@ async fn accept_loop(
             "grace period over; closing remaining connections"
         );
     }
+    if index == 0 {
+        // The downloads of the last interval survive a graceful stop.
+        worker.svc.flush_access().await;
+    }
 }
 
 /// Once a second, if the writer changed object data since the last look, close the
@@ -392,6 +397,23 @@ async fn housekeeping(worker: Rc<Worker>) {
         worker.svc.flush_token_uses().await;
         let now = crate::util::time::now_ms().max(0) as u64;
         worker.svc.accounts.limiter.sweep(now);
+    }
+}
+
+/// Worker 0, once a second: write the download statistics (every few seconds) and
+/// sweep expired objects and share links in bounded batches (`core::expiry`). The
+/// writes go to the writer thread; nothing here blocks.
+async fn lifecycle(worker: Rc<Worker>) {
+    let mut last_flush = std::time::Instant::now();
+    let mut more = false;
+    while !worker.shutdown.is_fired() {
+        if !more {
+            monoio::select! {
+                _ = monoio::time::sleep(Duration::from_secs(1)) => {}
+                _ = worker.shutdown.wait() => break,
+            }
+        }
+        more = worker.svc.lifecycle_tick(&mut last_flush).await;
     }
 }
 

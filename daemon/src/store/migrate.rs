@@ -43,7 +43,11 @@ use super::{Dbs, StoreError, META_SCHEMA_VERSION};
 /// * 3: users: `users`, `usernames`, `user_tokens`, `sessions`, `session_jtis`,
 ///   `revoked`, and the per-owner indexes `owner_names`, `owner_time`, `owner_blobs`;
 ///   token records of layout 2 (id, last use); every object has an owner.
-pub const SCHEMA_VERSION: u32 = 3;
+/// * 4: collections and share links (`collections`, `collection_members`,
+///   `object_collections`, `owner_collections`, `shares`, `share_tokens`,
+///   `owner_shares`, `target_shares`) and the expiry time indexes (`expiry`,
+///   `access_time`), filled for the objects that exist.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Records per write transaction of a migration step: big enough that the commits
 /// (each an fsync) do not dominate, small enough to bound the transaction's memory
@@ -104,6 +108,11 @@ const STEPS: &[Step] = &[
         from: 2,
         what: "users: the admin user, token ids, owners and per-owner indexes and usage",
         batch: index_owners,
+    },
+    Step {
+        from: 3,
+        what: "expiry: index every object's expiry and last access time",
+        batch: index_object_times,
     },
 ];
 
@@ -349,6 +358,57 @@ fn index_owners(
             dbs.users
                 .put(wtxn, owner.as_bytes(), &records::encode_user(&user)?)?;
         }
+    }
+    Ok(p)
+}
+
+/// Step 3 -> 4: every object gets its `access_time` entry (and its `expiry` entry when
+/// it has an expiry), so the sweeper finds them by range scans from then on. The
+/// collection and share databases start empty (created at open). Idempotent: the
+/// entries are derived from the record alone.
+fn index_object_times(
+    dbs: &Dbs,
+    wtxn: &mut RwTxn,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Progress, StoreError> {
+    use super::expiry::{access_key, expiry_key, KIND_OBJECT};
+
+    let mut p = Progress {
+        seen: 0,
+        rewritten: 0,
+        undecodable: 0,
+        last_key: None,
+    };
+    let mut batch = Vec::new();
+    {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in dbs.objects.range(wtxn, &(lower, Bound::Unbounded))? {
+            let (key, value) = item?;
+            p.seen += 1;
+            p.last_key = Some(key.to_vec());
+            match records::decode_object(value) {
+                Ok(rec) => batch.push(rec),
+                Err(e) => {
+                    tracing::error!(key = ?key, error = %e, "cannot index an object record");
+                    p.undecodable += 1;
+                }
+            }
+            if p.seen >= limit {
+                break;
+            }
+        }
+    }
+    for rec in batch {
+        if let Some(at) = rec.expires_at_ms {
+            dbs.expiry
+                .expiry
+                .put(wtxn, &expiry_key(at, KIND_OBJECT, &rec.id), &[])?;
+        }
+        if let Ok(k) = access_key(&rec) {
+            dbs.expiry.access_time.put(wtxn, &k, &[])?;
+        }
+        p.rewritten += 1;
     }
     Ok(p)
 }

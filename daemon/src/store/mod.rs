@@ -44,9 +44,11 @@
 pub mod blobs;
 pub mod check;
 mod events;
+pub mod expiry;
 pub mod keys;
 pub mod migrate;
 pub mod records;
+pub mod sharing;
 mod tokens;
 mod users;
 mod webhooks;
@@ -73,6 +75,8 @@ pub use crate::util::hex::encode as sha256_hex;
 #[allow(unused_imports)]
 pub use check::{check, check_with, gc, CheckReport};
 #[allow(unused_imports)]
+pub use expiry::{last_access_of, DueEntry, IdleEntry};
+#[allow(unused_imports)]
 pub use keys::{MAX_ALIAS_BYTES, MAX_NAMESPACE_BYTES, MAX_NAME_BYTES};
 #[allow(unused_imports)]
 pub use migrate::SCHEMA_VERSION;
@@ -83,11 +87,20 @@ pub use records::{
     WebhookRecord,
 };
 #[allow(unused_imports)]
+pub use records::{CollectionRecord, ShareRecord, ShareTarget};
+#[allow(unused_imports)]
+pub use sharing::{MemberPage, OwnedPage};
+#[allow(unused_imports)]
 pub use tokens::{ct_eq, generate_token, new_token_id, token_sha256, ADMIN_USER};
 #[allow(unused_imports)]
 pub use users::OwnerPage;
 #[allow(unused_imports)]
 pub use writer::EventSettings;
+#[allow(unused_imports)]
+pub use writer::{
+    CollectionCommand, Due, ExpiryCommand, ObjectAccess, ShareCommand, SweepItem, SweepReport,
+    MAX_MEMBERS,
+};
 #[allow(unused_imports)]
 pub use writer::{
     Command, GcReport, MetadataChange, NewBlob, ObjectPatch, Reply, UserChange, WebhookChange,
@@ -118,8 +131,9 @@ const MAX_READERS: u32 = 1024;
 /// objects, names, blobs, tokens, meta, aliases, plus room for the tables still to come
 /// (users, sessions, collections, shares, events, webhooks, audit, datasets, ...). LMDB
 /// sizes per-transaction arrays by it and scans it on every database open, so it is a
-/// modest bound, not "unlimited".
-const MAX_DBS: u32 = 32;
+/// modest bound, not "unlimited" (raised from 32 when collections, shares and the
+/// expiry indexes brought ten more).
+const MAX_DBS: u32 = 64;
 /// Map sizes are rounded up to this, a multiple of every page size Linux uses.
 const MAP_SIZE_ALIGN: usize = 64 * 1024;
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -333,6 +347,10 @@ pub(crate) struct Dbs {
     /// namespace \0 seq[8 BE] -> a JSON document (NoSQL datasets; see
     /// `writer/documents.rs`). Created at open where missing: no migration needed.
     pub documents: Db,
+    /// Collections and share links (since schema version 4; see `sharing.rs`).
+    pub sharing: sharing::SharingDbs,
+    /// The expiry and last-access time indexes (since schema version 4; `expiry.rs`).
+    pub expiry: expiry::ExpiryDbs,
 }
 
 const DB_NAMES: [&str; 19] = [
@@ -385,6 +403,8 @@ impl Dbs {
             webhooks: dbs[16],
             deliveries: dbs[17],
             documents: dbs[18],
+            sharing: sharing::SharingDbs::create(env, wtxn)?,
+            expiry: expiry::ExpiryDbs::create(env, wtxn)?,
         })
     }
 }

@@ -56,7 +56,7 @@ fn session_json(s: &SessionTokens) -> Value {
     })
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
     ctx: &mut Ctx<'_>,
     shape: &str,
 ) -> Result<T, ApiError> {
@@ -76,7 +76,7 @@ fn role_of(s: &str) -> Result<Role, ApiError> {
 }
 
 /// `expires_in` as seconds (a number) or a duration string (`7d`).
-fn expires_in(v: &Option<Value>) -> Result<Option<std::time::Duration>, ApiError> {
+pub(super) fn expires_in(v: &Option<Value>) -> Result<Option<std::time::Duration>, ApiError> {
     let bad =
         || ApiError::bad_request("expires_in must be seconds or a duration like 30m, 12h or 7d");
     match v {
@@ -200,7 +200,7 @@ struct PatchUser {
 }
 
 /// `null` is `Some(None)` (clear), absent is `None` (leave).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

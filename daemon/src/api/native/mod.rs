@@ -1,17 +1,20 @@
 //! The native `/v1` API: objects (files and text items), their content with ranges
-//! and conditionals, blobs by hash, datasets (`datasets.rs`), health and metrics. JSON
-//! shapes are defined in `render`; every rule is the core's. Errors are
+//! and conditionals, blobs by hash, collections, share links (created here, opened
+//! through `api::shares`), datasets (`datasets.rs`), health and metrics. JSON shapes
+//! are defined in `render`; every rule is the core's. Errors are
 //! `{"error":{"code","message"}}`.
 //!
 //! `GET /healthz` answers `{"status":"ok","time":…}`, which is also RhinoBox's health
 //! probe: the RhinoBox mount (at `/` too) has no route of its own for it.
 
 pub mod accounts;
+mod collections;
 mod content;
 mod datasets;
 mod debug;
 mod objects;
 mod render;
+mod shares;
 mod upload;
 mod webhooks;
 
@@ -121,6 +124,47 @@ pub fn mount() -> Mount {
             handler!(datasets::query),
         ),
         Route::new(Post, "/v1/ingest", Write, handler!(datasets::ingest)),
+        Route::new(Post, "/v1/collections", User, handler!(collections::create)),
+        Route::new(Get, "/v1/collections", User, handler!(collections::list)),
+        Route::new(
+            Get,
+            "/v1/collections/{id}",
+            User,
+            handler!(collections::get),
+        ),
+        Route::new(
+            Patch,
+            "/v1/collections/{id}",
+            User,
+            handler!(collections::patch),
+        ),
+        Route::new(
+            Delete,
+            "/v1/collections/{id}",
+            User,
+            handler!(collections::delete),
+        ),
+        Route::new(
+            Get,
+            "/v1/collections/{id}/objects",
+            User,
+            handler!(collections::objects),
+        ),
+        Route::new(
+            Post,
+            "/v1/collections/{id}/objects",
+            User,
+            handler!(collections::add),
+        ),
+        Route::new(
+            Delete,
+            "/v1/collections/{id}/objects/{object_id}",
+            User,
+            handler!(collections::remove),
+        ),
+        Route::new(Post, "/v1/shares", User, handler!(shares::create)),
+        Route::new(Get, "/v1/shares", User, handler!(shares::list)),
+        Route::new(Delete, "/v1/shares/{token}", User, handler!(shares::delete)),
     ];
     routes.extend(debug::routes());
     Mount {

@@ -6,7 +6,9 @@ use crate::store::{Kind, MediaInfo, ObjectRecord, State};
 use crate::util::{hex, time::rfc3339_ms};
 
 /// `{"id","kind","name","namespace","mime_type","size","sha256","state","created_at",
-/// "updated_at","tags","metadata","media"}`, plus `"content"` for text objects.
+/// "updated_at","tags","metadata","media","expires_at","downloads","last_accessed_at"}`, plus
+/// `"content"` for text objects. The download counters are written in batches every
+/// few seconds (`core::stats`), so they lag a download by up to that.
 pub fn object_json(r: &ObjectRecord) -> Value {
     let mut v = base_json(r);
     if let (Kind::Text, Some(content), Value::Object(m)) = (r.kind, &r.content, &mut v) {
@@ -52,6 +54,9 @@ fn base_json(r: &ObjectRecord) -> Value {
         "tags": r.tags,
         "metadata": metadata,
         "media": r.media.as_ref().map(media_json),
+        "expires_at": r.expires_at_ms.map(rfc3339_ms),
+        "downloads": r.downloads,
+        "last_accessed_at": r.last_access_ms.map(rfc3339_ms),
     })
 }
 

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::id_param;
 use super::objects::MAX_JSON_BODY;
 use super::render::object_json;
+use crate::core::expiry::expires_at_from_ttl;
 use crate::core::naming;
 use crate::core::stream::read_to_vec;
 use crate::core::upload::NewObject;
@@ -17,6 +18,7 @@ use crate::http::form::{read_form, FormOptions};
 use crate::http::request::{Ctx, HandlerResult};
 use crate::http::response::Response;
 use crate::util::query::Query;
+use crate::util::time::now_ms;
 
 /// Tags as a JSON list or a comma-separated string.
 #[derive(Deserialize)]
@@ -47,7 +49,8 @@ fn created(rec: &crate::store::ObjectRecord) -> Response {
     r
 }
 
-/// Namespace and tags from the query string, the defaults of every kind of create.
+/// Namespace, tags and ttl from the query string, the defaults of every kind of
+/// create.
 fn base_from_query(q: &Query) -> Result<NewObject, CoreError> {
     Ok(NewObject {
         namespace: naming::namespace(q.get("namespace").unwrap_or(naming::DEFAULT_NAMESPACE))?,
@@ -56,6 +59,11 @@ fn base_from_query(q: &Query) -> Result<NewObject, CoreError> {
             .map(naming::tags_csv)
             .transpose()?
             .unwrap_or_default(),
+        expires_at_ms: q
+            .get("ttl")
+            .filter(|t| !t.is_empty())
+            .map(|t| expires_at_from_ttl(t, now_ms()))
+            .transpose()?,
         ..NewObject::default()
     })
 }
@@ -103,6 +111,8 @@ struct JsonCreate {
     namespace: Option<String>,
     tags: Option<TagsField>,
     metadata: Option<Value>,
+    /// A duration after which the object expires (`30s`, `10m`, `7d`).
+    ttl: Option<String>,
 }
 
 async fn create_json(ctx: Ctx<'_>, mut base: NewObject) -> HandlerResult {
@@ -120,6 +130,9 @@ async fn create_json(ctx: Ctx<'_>, mut base: NewObject) -> HandlerResult {
     }
     if let Some(m) = j.metadata {
         base.metadata = naming::metadata(m)?;
+    }
+    if let Some(t) = &j.ttl {
+        base.expires_at_ms = Some(expires_at_from_ttl(t, now_ms())?);
     }
     let name = j.name.as_deref().map(naming::name).transpose()?;
     let caller = &ctx.req.caller;
@@ -157,6 +170,7 @@ fn check_field(name: &str, value: &str) -> Result<(), ApiError> {
         "tags" => naming::tags_csv(value).map(drop),
         "metadata" => naming::metadata_text(value).map(drop),
         "name" => naming::name(value).map(drop),
+        "ttl" => expires_at_from_ttl(value.trim(), 0).map(drop),
         _ => Ok(()),
     }
     .map_err(ApiError::from)
@@ -193,6 +207,7 @@ async fn create_multipart(ctx: Ctx<'_>, content_type: &str, base: NewObject) -> 
                 "namespace" => new.namespace = naming::namespace(v.trim())?,
                 "tags" => new.tags = naming::tags_csv(v)?,
                 "metadata" => new.metadata = naming::metadata_text(v)?,
+                "ttl" => new.expires_at_ms = Some(expires_at_from_ttl(v.trim(), now_ms())?),
                 _ => {}
             }
         }

@@ -23,6 +23,7 @@
 //! What this module deliberately does not do: validate records (the writer does that
 //! before mutating) or know about keys (see `keys.rs`).
 
+mod sharing;
 mod v1;
 
 use serde::de::DeserializeOwned;
@@ -30,6 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{ObjectId, Sha256, StoreError};
 
+pub use sharing::{
+    decode_collection, decode_share, encode_collection, encode_share, CollectionRecord,
+    ShareRecord, ShareTarget,
+};
 #[cfg(test)]
 pub use v1::encode_object_v1;
 pub use v1::{ObjectRecordV1, TokenRecordV1};

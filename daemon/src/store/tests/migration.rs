@@ -250,6 +250,13 @@ fn migrate_fixture(name: &str, files: usize, texts: usize) {
         "the names index is unchanged"
     );
     assert!(raw_db(&data, "aliases").is_empty());
+    // Schema 4: every object's last access indexed (its upload), no expiries.
+    assert_eq!(raw_db(&data, "access_time").len(), old.len());
+    assert_eq!(
+        raw_db(&data, "expiry").len(),
+        old.iter().filter(|o| o.expires_at_ms.is_some()).count()
+    );
+    assert!(raw_db(&data, "collections").is_empty());
     assert!(!raw_db(&data, "meta")
         .keys()
         .any(|k| k.starts_with(b"migration.")));

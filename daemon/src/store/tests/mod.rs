@@ -1,8 +1,10 @@
 //! Store tests against real temp directories: reads, the writer, listing, check and gc.
 //! `commands.rs` covers names, aliases, metadata, generations and supervision;
-//! `migration.rs` covers opening stores of older schemas.
+//! `migration.rs` covers opening stores of older schemas; `expiry.rs` the time
+//! indexes, the access flush and the sweep.
 
 mod commands;
+mod expiry;
 mod migration;
 
 use std::collections::{HashMap, HashSet};

@@ -60,11 +60,14 @@
 //! The queue is unbounded: a queued command is small (the upload's bytes are already on
 //! disk), and the HTTP layer bounds connections.
 
+mod collections;
 mod documents;
 mod events;
+mod expiry;
 mod gc;
 mod objects;
 mod owners;
+mod shares;
 mod users;
 mod webhooks;
 
@@ -92,13 +95,18 @@ use super::{adjust_blob_bytes, io_context, Dbs, Durability, ObjectId, Sha256, St
 use crate::util::hex;
 use crate::util::time::now_ms;
 
+#[allow(unused_imports)] // re-exported by the store
+pub use collections::{CollectionCommand, MAX_MEMBERS};
 #[allow(unused_imports)]
 pub use documents::{DocumentsPage, MAX_DOCUMENTS_PER_COMMAND};
 pub use events::EventSettings;
 pub(crate) use events::META_LAST_SEQ;
+#[allow(unused_imports)] // re-exported by the store
+pub use expiry::{Due, ExpiryCommand, ObjectAccess, SweepItem, SweepReport};
 pub use gc::GcReport;
 pub use objects::{MetadataChange, ObjectPatch, MAX_METADATA_BYTES};
 pub(crate) use owners::owner_of;
+pub use shares::ShareCommand;
 pub use users::UserChange;
 pub use webhooks::{WebhookChange, WebhookProgress};
 
@@ -265,6 +273,12 @@ pub enum Command {
         namespace: String,
         documents: Vec<String>,
     },
+    /// Collections and their members (see `collections.rs`).
+    Collection(CollectionCommand),
+    /// Share links (see `shares.rs`).
+    Share(ShareCommand),
+    /// The access-statistics flush and the expiry sweep (see `expiry.rs`).
+    Expiry(ExpiryCommand),
     /// Panics inside the writer while the batch is applied: exercises supervision.
     /// Compiled only into tests and debug builds.
     #[cfg(any(test, debug_assertions))]
@@ -317,6 +331,9 @@ impl Command {
             Command::DeleteWebhook { .. } => "delete_webhook",
             Command::WebhookProgress { .. } => "webhook_progress",
             Command::PutDocuments { .. } => "put_documents",
+            Command::Collection(_) => "collection",
+            Command::Share(_) => "share",
+            Command::Expiry(_) => "expiry",
             #[cfg(any(test, debug_assertions))]
             Command::DebugPanic => "debug_panic",
         }
@@ -354,6 +371,12 @@ pub enum Reply {
         first: u64,
         count: u64,
     },
+    /// The collection commands (the record after the change).
+    Collection(super::records::CollectionRecord),
+    /// Share creation and deletion.
+    Share(super::records::ShareRecord),
+    /// An expiry sweep.
+    Swept(SweepReport),
 }
 
 /// Counters of the writer thread, for `/metrics` and tests.
@@ -939,6 +962,9 @@ impl Writer {
                 namespace,
                 documents,
             } => self.put_documents(txn, &namespace, documents),
+            Command::Collection(c) => self.collection_command(txn, b, c),
+            Command::Share(c) => self.share_command(txn, b, c),
+            Command::Expiry(c) => self.expiry_command(txn, b, c),
             // Routed to the GC state before batching; kept total for safety.
             Command::Gc => Err(Fail::Rejected(StoreError::Invalid(
                 "gc cannot run inside a batch".into(),

@@ -174,6 +174,7 @@ impl Writer {
                 .map_err(fatal)?;
         }
         self.owner_add(txn, &rec)?;
+        self.lifecycle_add(txn, &rec)?;
         b.data_changed = true;
         self.emit_object(b, "object.created", &rec, None);
         Ok(Reply::Object(rec))
@@ -288,6 +289,7 @@ impl Writer {
         }
         self.put_object(txn, b, &id, &value)?;
         self.owner_update(txn, &before, &rec)?;
+        self.lifecycle_update(txn, &before, &rec)?;
         let changes = patch_changes(&before, &rec);
         self.emit_object(b, "object.updated", &rec, Some(changes));
         Ok(Reply::Object(rec))
@@ -337,6 +339,9 @@ impl Writer {
             self.decref(txn, b, &sha, existing)?;
         }
         self.owner_remove(txn, &rec)?;
+        // Its time index entries, collections and share links go in the same
+        // transaction.
+        self.object_unlinked(txn, b, &rec)?;
         b.data_changed = true;
         self.emit_object(b, "object.deleted", &rec, None);
         Ok(Reply::Deleted)
