@@ -41,6 +41,18 @@ pub enum DurabilityArg {
     None,
 }
 
+/// Which I/O driver the workers run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, else epoll (with a warning).
+    #[default]
+    Auto,
+    /// epoll even where io_uring works: for hosts whose seccomp profile or kernel
+    /// misbehaves with io_uring, and to test the fallback.
+    Epoll,
+}
+
 /// `ringbox serve` flags. Every one also reads `RINGBOX_<NAME>` and the TOML key
 /// `<name>` (underscores), in the precedence flag > env > TOML > default.
 #[derive(Args, Debug, Default, Clone)]
@@ -93,6 +105,9 @@ pub struct ServeArgs {
     /// io_uring submission queue entries per worker.
     #[arg(long, env = "RINGBOX_RING_ENTRIES")]
     pub ring_entries: Option<u32>,
+    /// The workers' I/O driver: `auto` (io_uring, else epoll) or `epoll`.
+    #[arg(long, env = "RINGBOX_IO_DRIVER", value_enum)]
+    pub io_driver: Option<IoDriver>,
     /// Most open connections from one client address (0 = no per-address limit).
     #[arg(long, env = "RINGBOX_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -201,6 +216,7 @@ struct FileConfig {
     grace_period: Option<toml::Value>,
     pin_cpus: Option<bool>,
     ring_entries: Option<u32>,
+    io_driver: Option<IoDriver>,
     max_connections_per_ip: Option<usize>,
     min_body_rate: Option<toml::Value>,
     max_file_size: Option<toml::Value>,
@@ -262,6 +278,7 @@ pub struct Config {
     pub grace_period: Duration,
     pub pin_cpus: bool,
     pub ring_entries: u32,
+    pub io_driver: IoDriver,
     /// Stops one client from taking every connection slot (0 = no limit).
     pub max_connections_per_ip: usize,
     /// Stops bodies that trickle: after a 10 s grace, a body must average this many
@@ -326,6 +343,7 @@ impl Default for Config {
             grace_period: Duration::from_secs(10),
             pin_cpus: false,
             ring_entries: 1024,
+            io_driver: IoDriver::Auto,
             max_connections_per_ip: 4096,
             min_body_rate: 1024,
             max_file_size: None,
@@ -548,6 +566,7 @@ impl Config {
                 .ring_entries
                 .or(file.ring_entries)
                 .unwrap_or(d.ring_entries),
+            io_driver: args.io_driver.or(file.io_driver).unwrap_or(d.io_driver),
             max_connections_per_ip: args
                 .max_connections_per_ip
                 .or(file.max_connections_per_ip)
@@ -1000,6 +1019,19 @@ mod tests {
             let e = Config::load_with(&ServeArgs::default(), &bad).unwrap_err();
             assert!(e.to_string().contains("RHINOBOX_"), "{e}");
         }
+    }
+
+    #[test]
+    fn io_driver_defaults_to_auto() {
+        assert_eq!(
+            Config::load(&ServeArgs::default()).unwrap().io_driver,
+            IoDriver::Auto
+        );
+        let args = ServeArgs {
+            io_driver: Some(IoDriver::Epoll),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().io_driver, IoDriver::Epoll);
     }
 
     #[test]
