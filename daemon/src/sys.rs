@@ -226,6 +226,8 @@ unsafe impl monoio::buf::IoVecBuf for HeadAndBody {
 /// The offset of the server's local time from UTC, in seconds, at unix time `secs`
 /// (from `TZ` or `/etc/localtime`, as the C library resolves them; DST included).
 /// `None` when the C library cannot convert the instant.
+// `time_t` and `c_long` are `i64` on 64-bit Linux only: the conversions are for the rest.
+#[allow(clippy::useless_conversion)]
 pub fn local_utc_offset(secs: i64) -> Option<i64> {
     let t: libc::time_t = secs.try_into().ok()?;
     // SAFETY: a zeroed `tm` is a valid out-parameter; `localtime_r` is the re-entrant
