@@ -21,9 +21,14 @@
 //!   unlinked). A managed upload is answered as is (a blob gone from the store is the
 //!   content path's `lost`).
 //!
-//! Not done: a per-worker cache of hash -> object; each lookup is two short LMDB
-//! prefix seeks, then the object's representation from the worker's hot cache.
+//! Cost: the candidate ids of a hash are two short LMDB prefix seeks, remembered per
+//! worker until the writer's data generation moves (as the hot cache: any change of an
+//! object or blob empties it; reads, tokens, events and download statistics do not), so
+//! a hot hash costs a hash-map lookup, then the object's representation from the
+//! worker's hot cache. At most [`MAX_RESOLVED`] hashes are remembered per worker.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::access::Caller;
@@ -38,6 +43,26 @@ use crate::util::time::now_ms;
 
 /// Most scanned files (and most owners' uploads) looked at for one hash.
 pub const MAX_CANDIDATES: usize = 16;
+/// Most hashes whose candidates each worker remembers (emptied when full).
+pub const MAX_RESOLVED: usize = 8192;
+
+/// The namespace asked with a hash, and the candidate ids found.
+type Candidates = (Box<str>, Rc<[ObjectId]>);
+
+/// The candidates of recently asked hashes, valid for one store and data generation.
+#[derive(Default)]
+struct Resolved {
+    /// The `Core` they were read from (tests run several stores on one thread).
+    core: usize,
+    generation: u64,
+    map: HashMap<[u8; 32], Candidates>,
+}
+
+thread_local! {
+    /// Per worker thread (the workers are thread-per-core runtimes; never borrowed
+    /// across an `.await`).
+    static RESOLVED: RefCell<Resolved> = RefCell::new(Resolved::default());
+}
 
 /// `ukey:<namespace>:<sha256 hex>:`: the prefix of the upload keys of a content in a
 /// namespace.
@@ -54,7 +79,23 @@ pub fn upload_key(namespace: &str, sha: &[u8; 32], owner: &str) -> String {
 impl Local {
     /// The ids of the objects that may answer for content `sha` in the view "scanned
     /// files, then uploads of `namespace`", in that order, before any access check.
-    fn content_candidates(&self, sha: &[u8; 32], namespace: &str) -> CoreResult<Vec<ObjectId>> {
+    fn content_candidates(&self, sha: &[u8; 32], namespace: &str) -> CoreResult<Rc<[ObjectId]>> {
+        let core = std::sync::Arc::as_ptr(&self.core) as usize;
+        // Read before LMDB: a commit in between moves it, and the entry is not kept.
+        let generation = self.data_generation();
+        let cached = RESOLVED.with(|r| {
+            let r = r.borrow();
+            if r.core != core || r.generation != generation {
+                return None;
+            }
+            match r.map.get(sha) {
+                Some((ns, ids)) if &**ns == namespace => Some(ids.clone()),
+                _ => None,
+            }
+        });
+        if let Some(ids) = cached {
+            return Ok(ids);
+        }
         let mut ids = self
             .store
             .ids_by_alias_prefix(&content_alias_prefix(sha), MAX_CANDIDATES)?;
@@ -62,6 +103,18 @@ impl Local {
             self.store
                 .ids_by_alias_prefix(&upload_key_prefix(namespace, sha), MAX_CANDIDATES)?,
         );
+        let ids: Rc<[ObjectId]> = ids.into();
+        RESOLVED.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.core != core || r.generation != generation || r.map.len() >= MAX_RESOLVED {
+                r.map.clear();
+                r.core = core;
+                r.generation = generation;
+            }
+            if self.data_generation() == generation {
+                r.map.insert(*sha, (namespace.into(), ids.clone()));
+            }
+        });
         Ok(ids)
     }
 
@@ -77,7 +130,7 @@ impl Local {
         let scanned = self.scan_namespaces.get().map(Vec::as_slice).unwrap_or(&[]);
         let now = now_ms();
         let mut out = Vec::new();
-        for id in self.content_candidates(sha, namespace)? {
+        for &id in self.content_candidates(sha, namespace)?.iter() {
             let entry = match self.content_entry(id) {
                 Ok(e) => e,
                 Err(e) if e.kind == ErrorKind::NotFound => continue,

@@ -151,6 +151,8 @@ fn uploads_are_named_by_day_suffixed_deduplicated_listed_and_served() {
     with_services(|svc| async move {
         let a = png(40, 30, 1);
         let b = png(40, 30, 2);
+        // Unknown first (the worker remembers the empty answer until a commit).
+        assert_eq!(status_of(get_image(&svc, &sha_hex(&a)).await), 404);
         let r = put(&svc, "image.jpg", "local.png", &a).await.unwrap();
         assert_eq!(r.status, 201);
         let v = json_of(&r);
@@ -227,6 +229,18 @@ fn uploads_are_named_by_day_suffixed_deduplicated_listed_and_served() {
         .unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "content-type"), Some("image/png"));
+        // Deleted (through any API): 404 at once, remembered candidates or not.
+        assert_eq!(status_of(get_image(&svc, &sha_hex(&a)).await), 200);
+        let ids = svc
+            .objects_by_content(
+                &admin(),
+                &crate::util::hex::decode_sha256(&sha_hex(&a)).unwrap(),
+                "photobackup",
+            )
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        svc.delete_object(&admin(), ids[0].rec.id).await.unwrap();
+        assert_eq!(status_of(get_image(&svc, &sha_hex(&a)).await), 404);
     });
 }
 
