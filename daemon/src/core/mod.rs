@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod blob_cache;
 pub mod broadcast;
+pub mod by_content;
 pub mod collections;
 pub mod content;
 pub mod error;
@@ -36,6 +37,7 @@ pub mod media;
 pub mod media_jobs;
 pub mod naming;
 pub mod objects;
+pub mod photos;
 pub mod pool;
 pub mod scan;
 pub mod shares;
@@ -138,6 +140,9 @@ pub struct Core {
     pub access: stats::AccessStats,
     /// Share passwords verified recently (`core::shares`).
     pub share_passwords: shares::PasswordMemory,
+    /// The namespaces of the directories indexed in place, set once when the scanner
+    /// starts (`core::scan`); empty without `--scan-dir`.
+    pub scan_namespaces: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Core {
@@ -165,6 +170,7 @@ impl Core {
             thumbs,
             access: stats::AccessStats::default(),
             share_passwords: shares::PasswordMemory::default(),
+            scan_namespaces: std::sync::OnceLock::new(),
         }
     }
 
