@@ -23,6 +23,7 @@ mod listing;
 mod media;
 mod metaclip;
 mod objects;
+mod pyblob;
 mod rhinobox;
 mod robustness;
 mod sharing;

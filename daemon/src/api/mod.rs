@@ -7,6 +7,7 @@
 //! | native `/v1` | [`native`] | `/` |
 //! | the change feed `/v1/events` | [`events`] | `/` |
 //! | Metaclip (seed 000) | [`metaclip`] | `/` |
+//! | pyBlobServer (seed 003) | [`pyblob`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
 //! | public share links `/share/{token}` | [`shares`] | `/` |
 //!
@@ -16,6 +17,7 @@
 pub mod events;
 pub mod metaclip;
 pub mod native;
+pub mod pyblob;
 pub mod rhinobox;
 pub mod shares;
 
@@ -31,6 +33,7 @@ pub fn catalogue() -> Vec<Mount> {
         shares::mount(),
         rhinobox::mount(),
         metaclip::mount(),
+        pyblob::mount(),
     ]
 }
 

@@ -50,6 +50,9 @@ pub struct NewObject {
     pub expires_at_ms: Option<i64>,
     /// Refuse (409) when another object already has this (namespace, name).
     pub unique_name: bool,
+    /// Unique secondary names the object gets ("scheme:value", e.g. a short id);
+    /// refused (409) when another object holds one.
+    pub aliases: Vec<String>,
 }
 
 /// A file to store unless an object already holds `key`, an alias that names its
@@ -336,6 +339,7 @@ impl Local {
         rec.metadata_json =
             Value::Object(naming::metadata(Value::Object(new.metadata.clone()))?).to_string();
         rec.owner = Some(caller.owner_id());
+        rec.aliases = new.aliases.clone();
         rec.expires_at_ms =
             self.default_expiry(&rec.namespace, new.expires_at_ms, rec.created_at_ms);
         Ok(rec)
@@ -474,7 +478,11 @@ impl Local {
             rec.size = f.blob.size;
             rec.sha256 = Some(f.blob.sha256);
             rec.state = State::Stored;
-            rec.aliases = std::iter::once(f.key.clone()).chain(f.aliases).collect();
+            let given = std::mem::take(&mut rec.aliases);
+            rec.aliases = std::iter::once(f.key.clone())
+                .chain(f.aliases)
+                .chain(given)
+                .collect();
             let size = f.blob.size;
             let cmd = Command::Create {
                 record: rec,
