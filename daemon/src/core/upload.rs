@@ -280,6 +280,26 @@ impl Local {
         Some((quota.saturating_sub(user.usage_bytes), quota))
     }
 
+    /// The 413 for an upload of `caller` that went past [`Local::file_limit`] (`e`,
+    /// the stream's `file_too_large`): the quota's when the quota was the tighter
+    /// bound, so the client is told what to do (delete something, not send less).
+    pub fn limit_exceeded(&self, caller: &Caller, e: CoreError) -> CoreError {
+        if e.code != "file_too_large" {
+            return e;
+        }
+        match self.quota_left(caller) {
+            Some((left, quota)) if self.settings.max_file_size.is_none_or(|m| left < m) => {
+                CoreError::too_large(
+                    "quota_exceeded",
+                    format!(
+                        "the file is larger than the {left} bytes left of your quota of {quota} bytes; delete something first"
+                    ),
+                )
+            }
+            _ => e,
+        }
+    }
+
     /// Refuse before reading a body whose declared length is over the per-file limit
     /// or the caller's quota.
     pub fn check_declared_size(&self, caller: &Caller, declared: Option<u64>) -> CoreResult<()> {
@@ -311,7 +331,7 @@ impl Local {
                 Ok(Some(chunk)) => {
                     if let Err(e) = bw.write(chunk).await {
                         bw.abort().await;
-                        return Err(e);
+                        return Err(self.limit_exceeded(caller, e));
                     }
                 }
                 Ok(None) => break,

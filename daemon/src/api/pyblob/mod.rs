@@ -82,7 +82,14 @@ pub fn mount() -> Mount {
 
 /// FastAPI's error shape: `{"detail": "<message>"}`, with the error's status and
 /// headers (`WWW-Authenticate` on 401, `Allow` on 405, `Content-Range` on 416).
-pub fn render_detail(e: ApiError) -> Response {
+///
+/// A 413 closes the connection: it usually comes while the client is still sending
+/// (the limit was found in the stream), and the client must get it now, not after
+/// the server has read and discarded the rest of the body.
+pub fn render_detail(mut e: ApiError) -> Response {
+    if e.status == 413 {
+        e.close = true;
+    }
     let body = json!({ "detail": e.message });
     e.respond_with(&body)
 }
