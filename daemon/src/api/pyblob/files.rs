@@ -202,7 +202,7 @@ pub async fn list(ctx: Ctx<'_>) -> HandlerResult {
 
 /// Newest first (ids are UUIDv7: creation order), at most `max`.
 pub(super) fn keep_newest(all: &mut Vec<ObjectRecord>, max: usize) {
-    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
     all.truncate(max);
 }
 
