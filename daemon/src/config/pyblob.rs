@@ -65,3 +65,48 @@ pub(super) fn settings(a: &PyblobArgs, file: &FileConfig) -> Result<ShortLinks, 
         idle_after,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, RhinoboxEnv, ServeArgs};
+    use std::time::Duration;
+
+    fn load(a: PyblobArgs) -> Result<Config, ConfigError> {
+        let args = ServeArgs {
+            pyblob: a,
+            ..ServeArgs::default()
+        };
+        Config::load_with(&args, &RhinoboxEnv::default())
+    }
+
+    #[test]
+    fn defaults_bounds_and_public_links() {
+        let c = load(PyblobArgs::default()).unwrap();
+        assert_eq!(c.pyblob.id_len, 8);
+        assert!(c.pyblob.public_schemes.is_empty());
+        assert_eq!(c.pyblob.idle_after, Duration::from_secs(90 * 86_400));
+        let c = load(PyblobArgs {
+            pyblob_public_links: true,
+            pyblob_id_length: Some(12),
+            pyblob_expire_after: Some("7d".into()),
+        })
+        .unwrap();
+        assert_eq!(c.pyblob.public_schemes, vec!["pb".to_string()]);
+        assert_eq!(c.pyblob.id_len, 12);
+        assert_eq!(c.pyblob.idle_after, Duration::from_secs(7 * 86_400));
+        for bad in [3, 33] {
+            let e = load(PyblobArgs {
+                pyblob_id_length: Some(bad),
+                ..PyblobArgs::default()
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("pyblob_id_length"), "{e}");
+        }
+        assert!(load(PyblobArgs {
+            pyblob_expire_after: Some("soon".into()),
+            ..PyblobArgs::default()
+        })
+        .is_err());
+    }
+}
