@@ -10,6 +10,8 @@
 //!
 //! Limits enforced while streaming, before the bytes reach the disk:
 //! - the per-file size limit (`--max-file-size`): 413, the partial file removed;
+//! - what is left of the uploader's quota: 413 `quota_exceeded` when the quota was the
+//!   tighter bound ([`Local::limit_exceeded`]), checked again by the writer at commit;
 //! - a free-space reserve on the data volume (1% of it, 2 MiB to 256 MiB), so a full
 //!   disk can still commit the deletes that empty it: 507.
 
