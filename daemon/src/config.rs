@@ -11,6 +11,7 @@
 //! because RhinoBox applies it to a whole request, not to each file.
 
 pub mod media;
+pub mod pyblob;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -195,6 +196,9 @@ pub struct ServeArgs {
     /// bounds how long other clients' writes wait behind a sweep.
     #[arg(long, env = "RINGBOX_SWEEP_BATCH")]
     pub sweep_batch: Option<usize>,
+    /// pyBlobServer's links, ids and expiry (`config/pyblob.rs`).
+    #[command(flatten)]
+    pub pyblob: pyblob::PyblobArgs,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -252,6 +256,10 @@ struct FileConfig {
     expire_unaccessed: Option<toml::Value>,
     namespace_expire_unaccessed: Option<Vec<String>>,
     sweep_batch: Option<usize>,
+    // pyBlobServer (`config/pyblob.rs`).
+    pyblob_public_links: Option<bool>,
+    pyblob_id_length: Option<usize>,
+    pyblob_expire_after: Option<toml::Value>,
 }
 
 /// The validated configuration the server runs with.
@@ -323,6 +331,8 @@ pub struct Config {
     pub namespace_expire_unaccessed: Vec<(String, Option<Duration>)>,
     /// Bounds each sweep transaction (and so other writers' wait behind it).
     pub sweep_batch: usize,
+    /// pyBlobServer's file ids, links and expiry.
+    pub pyblob: crate::core::short_ids::ShortLinks,
 }
 
 impl Default for Config {
@@ -368,6 +378,7 @@ impl Default for Config {
             expire_unaccessed: None,
             namespace_expire_unaccessed: Vec::new(),
             sweep_batch: crate::core::expiry::DEFAULT_SWEEP_BATCH,
+            pyblob: crate::core::short_ids::ShortLinks::default(),
         }
     }
 }
@@ -469,6 +480,7 @@ impl Config {
         let rhino_data = rhino.data_dir.as_ref().map(PathBuf::from);
         let scan = media::scan_settings(&args.media, &file)?;
         let thumbnails = media::thumb_settings(&args.media, &file)?;
+        let pyblob = pyblob::settings(&args.pyblob, &file)?;
         let public_url = parse_public_url(args.public_url.clone().or(file.public_url))?;
         let ttl = |flag: &Option<String>, file: &Option<toml::Value>, name: &str| {
             pick_value(flag, file, name)?
@@ -671,6 +683,7 @@ impl Config {
                 .sweep_batch
                 .or(file.sweep_batch)
                 .unwrap_or(d.sweep_batch),
+            pyblob,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -24,6 +24,7 @@ mod media;
 mod metaclip;
 mod objects;
 mod photobackup;
+mod pyblob;
 mod rhinobox;
 mod robustness;
 mod sharing;

@@ -8,6 +8,7 @@
 //! | the change feed `/v1/events` | [`events`] | `/` |
 //! | Metaclip (seed 000) | [`metaclip`] | `/` |
 //! | photobackup (seed 002) | [`photobackup`] | `/` |
+//! | pyBlobServer (seed 003) | [`pyblob`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
 //! | public share links `/share/{token}` | [`shares`] | `/` |
 //!
@@ -18,6 +19,7 @@ pub mod events;
 pub mod metaclip;
 pub mod native;
 pub mod photobackup;
+pub mod pyblob;
 pub mod rhinobox;
 pub mod shares;
 
@@ -34,6 +36,7 @@ pub fn catalogue() -> Vec<Mount> {
         rhinobox::mount(),
         metaclip::mount(),
         photobackup::mount(),
+        pyblob::mount(),
     ]
 }
 

@@ -37,10 +37,12 @@ pub mod media;
 pub mod media_jobs;
 pub mod naming;
 pub mod objects;
+pub mod owned;
 pub mod photos;
 pub mod pool;
 pub mod scan;
 pub mod shares;
+pub mod short_ids;
 pub mod stats;
 pub mod stream;
 pub mod thumbs;
@@ -98,6 +100,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where the `shares` mount sits (`""` at the root).
     pub share_prefix: String,
+    /// Short-id links: id length, public schemes, idle time (`core::short_ids`).
+    pub short_links: short_ids::ShortLinks,
 }
 
 impl Default for Settings {
@@ -114,6 +118,7 @@ impl Default for Settings {
             expiry: expiry::ExpiryRules::default(),
             public_url: None,
             share_prefix: String::new(),
+            short_links: short_ids::ShortLinks::default(),
         }
     }
 }
