@@ -36,6 +36,7 @@ pub mod media;
 pub mod media_jobs;
 pub mod naming;
 pub mod objects;
+pub mod owned;
 pub mod pool;
 pub mod scan;
 pub mod shares;

@@ -189,4 +189,25 @@ impl Store {
             objects,
         })
     }
+
+    /// How many objects `owner` has in namespace `ns`: a count of the keys of the
+    /// owner's names index under `owner \0 ns \0`, without reading any record (a
+    /// cursor walk over index keys only).
+    pub fn count_owner_namespace(&self, owner: &str, ns: &str) -> Result<u64, StoreError> {
+        keys::validate_owner(owner)?;
+        let mut prefix = keys::owner_prefix(owner);
+        prefix.extend_from_slice(&keys::scan_prefix(ns, "")?);
+        let txn = self.inner.env.read_txn()?;
+        let mut n = 0u64;
+        for item in self
+            .inner
+            .dbs
+            .owner_names
+            .prefix_iter(&txn, prefix.as_slice())?
+        {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
