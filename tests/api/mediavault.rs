@@ -54,7 +54,10 @@ fn login(d: &Daemon, name: &str) -> Value {
 /// A signed-in user: (id, JWT client).
 fn signed_in(d: &Daemon, name: &str) -> (String, Client) {
     let (id, _) = add_user(d, name);
-    let token = login(d, name)["data"]["token"].as_str().unwrap().to_string();
+    let token = login(d, name)["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (id, bearer(d, &token))
 }
 
@@ -108,13 +111,23 @@ fn rate_headers(r: &Resp) -> (u64, u64, u64) {
 }
 
 /// `POST /media/upload` with a `file` part and fields; returns the response.
-fn upload_raw(c: &Client, name: &str, ct: Option<&str>, data: &[u8], fields: &[(&str, &str)]) -> Resp {
+fn upload_raw(
+    c: &Client,
+    name: &str,
+    ct: Option<&str>,
+    data: &[u8],
+    fields: &[(&str, &str)],
+) -> Resp {
     let mut form = Multipart::new();
     for (k, v) in fields {
         form = form.field(k, v);
     }
     let form = form.file("file", name, ct, data);
-    c.post("/api/v1/media/upload", Some(&form.content_type()), &form.body())
+    c.post(
+        "/api/v1/media/upload",
+        Some(&form.content_type()),
+        &form.body(),
+    )
 }
 
 #[track_caller]
@@ -146,11 +159,23 @@ fn login_refresh_logout_profile_and_api_keys() {
         json!({"username": "alice@example.com", "password": "wrong password"}),
         json!({"username": "nobody@example.com", "password": PW}),
     ] {
-        let r = error(anon.post_json("/api/v1/auth/login", &body), 401, "unauthorized");
+        let r = error(
+            anon.post_json("/api/v1/auth/login", &body),
+            401,
+            "unauthorized",
+        );
         assert_eq!(rate_headers(&r).0, 60);
     }
-    error(anon.post_json("/api/v1/auth/login", &json!({"username": "x"})), 400, "validation_error");
-    error(anon.post("/api/v1/auth/login", Some("application/json"), b"{nope"), 400, "validation_error");
+    error(
+        anon.post_json("/api/v1/auth/login", &json!({"username": "x"})),
+        400,
+        "validation_error",
+    );
+    error(
+        anon.post("/api/v1/auth/login", Some("application/json"), b"{nope"),
+        400,
+        "validation_error",
+    );
 
     // /users/me with the JWT.
     let jwt = bearer(&d, &token);
@@ -162,10 +187,14 @@ fn login_refresh_logout_profile_and_api_keys() {
     assert_eq!(me["role"], "user");
     assert!(me["created_at"].is_string());
     assert_eq!(me["usage"]["bytes"], 0);
-    let me = ok(jwt.patch_json("/api/v1/users/me", &json!({"display_name": "Alice"})))["data"].clone();
+    let me =
+        ok(jwt.patch_json("/api/v1/users/me", &json!({"display_name": "Alice"})))["data"].clone();
     assert_eq!(me["display_name"], "Alice");
     let r = error(
-        jwt.patch_json("/api/v1/users/me", &json!({"display_name": "A", "role": "admin"})),
+        jwt.patch_json(
+            "/api/v1/users/me",
+            &json!({"display_name": "A", "role": "admin"}),
+        ),
         400,
         "validation_error",
     );
@@ -177,7 +206,11 @@ fn login_refresh_logout_profile_and_api_keys() {
     let r = key.get("/api/v1/users/me");
     assert_eq!(rate_headers(&r).0, 5000);
     assert_eq!(ok(r)["data"]["id"], alice_id.as_str());
-    error(key.post("/api/v1/auth/logout", None, b""), 400, "validation_error");
+    error(
+        key.post("/api/v1/auth/logout", None, b""),
+        400,
+        "validation_error",
+    );
 
     // Refresh with the JWT as bearer: a new token at once; the old one is 401.
     let v = ok(jwt.post("/api/v1/auth/refresh", None, b""));
@@ -193,8 +226,16 @@ fn login_refresh_logout_profile_and_api_keys() {
     let rt = v["data"]["refresh_token"].as_str().unwrap().to_string();
     let v = ok(anon.post_json("/api/v1/auth/refresh", &json!({"refresh_token": rt})));
     let token4 = v["data"]["token"].as_str().unwrap().to_string();
-    error(bearer(&d, &token3).get("/api/v1/users/me"), 401, "unauthorized");
-    error(anon.post("/api/v1/auth/refresh", None, b""), 401, "unauthorized");
+    error(
+        bearer(&d, &token3).get("/api/v1/users/me"),
+        401,
+        "unauthorized",
+    );
+    error(
+        anon.post("/api/v1/auth/refresh", None, b""),
+        401,
+        "unauthorized",
+    );
 
     // Logout: 204, then the token is 401.
     let jwt4 = bearer(&d, &token4);
@@ -209,7 +250,10 @@ fn login_refresh_logout_profile_and_api_keys() {
     let r = error(anon.get("/api/v1/nothing/here"), 404, "not_found");
     rate_headers(&r);
     // The native API is not limited.
-    assert!(anon.get("/v1/users/me").header("x-ratelimit-limit").is_none());
+    assert!(anon
+        .get("/v1/users/me")
+        .header("x-ratelimit-limit")
+        .is_none());
 }
 
 #[test]
@@ -273,12 +317,19 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
         "cat.png",
         Some("image/png"),
         &png,
-        &[("title", "My Cat"), ("description", "fluffy"), ("tags", "pets,cats")],
+        &[
+            ("title", "My Cat"),
+            ("description", "fluffy"),
+            ("tags", "pets,cats"),
+        ],
     );
     let location = r.header("location").map(str::to_string);
     let item = envelope(r, 201)["data"].clone();
     let mid = id(&item);
-    assert_eq!(location.as_deref(), Some(format!("/api/v1/media/{mid}").as_str()));
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/api/v1/media/{mid}").as_str())
+    );
     assert_eq!(item["filename"], "cat.png");
     assert_eq!(item["type"], "image");
     assert_eq!(item["mime_type"], "image/png");
@@ -288,20 +339,35 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
     assert_eq!(item["title"], "My Cat");
     assert_eq!(item["tags"], json!(["pets", "cats"]));
     assert_eq!(item["url"], format!("/api/v1/media/{mid}/download"));
-    assert_eq!(item["thumbnail_url"], format!("/api/v1/media/{mid}/thumbnail"));
+    assert_eq!(
+        item["thumbnail_url"],
+        format!("/api/v1/media/{mid}/thumbnail")
+    );
     assert!(item["created_at"].is_string());
 
     // No file part, or not a form: validation errors naming `file`.
     let form = Multipart::new().field("title", "x");
     let r = error(
-        alice.post("/api/v1/media/upload", Some(&form.content_type()), &form.body()),
+        alice.post(
+            "/api/v1/media/upload",
+            Some(&form.content_type()),
+            &form.body(),
+        ),
         400,
         "validation_error",
     );
     assert_eq!(r.json()["error"]["details"][0]["field"], "file");
-    error(alice.post("/api/v1/media/upload", Some("application/json"), b"{}"), 400, "validation_error");
+    error(
+        alice.post("/api/v1/media/upload", Some("application/json"), b"{}"),
+        400,
+        "validation_error",
+    );
     // Anonymous uploads are 401.
-    error(upload_raw(&Client::anonymous(&d), "a.txt", None, b"x", &[]), 401, "unauthorized");
+    error(
+        upload_raw(&Client::anonymous(&d), "a.txt", None, b"x", &[]),
+        401,
+        "unauthorized",
+    );
 
     assert_eq!(ok(alice.get(&format!("/api/v1/media/{mid}")))["data"], item);
     // Unknown, malformed and foreign ids are all 404.
@@ -316,16 +382,33 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
         error(c.get(&path), 404, "not_found");
     }
     error(bob.get(&format!("/api/v1/media/{mid}")), 404, "not_found");
-    error(bob.delete(&format!("/api/v1/media/{mid}")), 404, "not_found");
-    error(bob.patch_json(&format!("/api/v1/media/{mid}"), &json!({"title": "x"})), 404, "not_found");
+    error(
+        bob.delete(&format!("/api/v1/media/{mid}")),
+        404,
+        "not_found",
+    );
+    error(
+        bob.patch_json(&format!("/api/v1/media/{mid}"), &json!({"title": "x"})),
+        404,
+        "not_found",
+    );
     // A native object of the owner is not a media item.
     let native = alice.upload("n.txt", None, None, b"native");
-    error(alice.get(&format!("/api/v1/media/{}", id(&native))), 404, "not_found");
+    error(
+        alice.get(&format!("/api/v1/media/{}", id(&native))),
+        404,
+        "not_found",
+    );
 
     // Download: the bytes, ranges, an attachment.
-    let r = alice.get(&format!("/api/v1/media/{mid}/download")).expect(200);
+    let r = alice
+        .get(&format!("/api/v1/media/{mid}/download"))
+        .expect(200);
     assert_eq!(r.body, png);
-    assert!(r.header("content-disposition").unwrap().starts_with("attachment"));
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
     assert!(r.header("x-request-id").is_some());
     let r = alice
         .req("GET", &format!("/api/v1/media/{mid}/download"))
@@ -334,7 +417,9 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
         .expect(206);
     assert_eq!(r.body, png[1..5].to_vec());
     // Thumbnail (the core's).
-    let r = alice.get(&format!("/api/v1/media/{mid}/thumbnail")).expect(200);
+    let r = alice
+        .get(&format!("/api/v1/media/{mid}/thumbnail"))
+        .expect(200);
     assert_eq!(r.header("content-type"), Some("image/png"));
     assert!(r.body.starts_with(b"\x89PNG"));
 
@@ -344,7 +429,10 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
         &json!({"title": "Cat", "description": null, "tags": ["a"]}),
     ))["data"]
         .clone();
-    assert_eq!((v["title"].as_str(), v["tags"].clone()), (Some("Cat"), json!(["a"])));
+    assert_eq!(
+        (v["title"].as_str(), v["tags"].clone()),
+        (Some("Cat"), json!(["a"]))
+    );
     assert!(v["description"].is_null());
     error(
         alice.patch_json(&format!("/api/v1/media/{mid}"), &json!({"size": 1})),
@@ -359,7 +447,13 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
 
     // Pages: newest first, the seed's pagination block.
     let ids: Vec<String> = (0..5)
-        .map(|i| id(&upload(&alice, &format!("f{i}.txt"), format!("file {i}").as_bytes())))
+        .map(|i| {
+            id(&upload(
+                &alice,
+                &format!("f{i}.txt"),
+                format!("file {i}").as_bytes(),
+            ))
+        })
         .collect();
     upload(&bob, "bobs.txt", b"bob");
     let v = ok(alice.get("/api/v1/media?per_page=2"));
@@ -374,17 +468,34 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
     assert_eq!(p["links"]["next"], "/media?page=2&per_page=2");
     assert!(p["links"]["prev"].is_null());
     let v = ok(alice.get("/api/v1/media?per_page=2&page=3"));
-    assert_eq!(v["data"].as_array().unwrap().iter().map(id).collect::<Vec<_>>(), vec![ids[0].clone()]);
+    assert_eq!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id)
+            .collect::<Vec<_>>(),
+        vec![ids[0].clone()]
+    );
     assert!(v["meta"]["pagination"]["links"]["next"].is_null());
-    assert_eq!(v["meta"]["pagination"]["links"]["prev"], "/media?page=2&per_page=2");
+    assert_eq!(
+        v["meta"]["pagination"]["links"]["prev"],
+        "/media?page=2&per_page=2"
+    );
     let v = ok(alice.get("/api/v1/media?page=4&per_page=2"));
     assert_eq!(v["data"], json!([]));
     let v = ok(alice.get("/api/v1/media"));
     assert_eq!(v["meta"]["pagination"]["per_page"], 20);
     assert_eq!(v["data"].as_array().unwrap().len(), 5);
-    assert_eq!(ok(alice.get("/api/v1/media?per_page=1000"))["meta"]["pagination"]["per_page"], 100);
+    assert_eq!(
+        ok(alice.get("/api/v1/media?per_page=1000"))["meta"]["pagination"]["per_page"],
+        100
+    );
     error(alice.get("/api/v1/media?page=0"), 400, "validation_error");
-    assert_eq!(ok(bob.get("/api/v1/media"))["meta"]["pagination"]["total"], 1);
+    assert_eq!(
+        ok(bob.get("/api/v1/media"))["meta"]["pagination"]["total"],
+        1
+    );
 }
 
 #[test]
@@ -394,7 +505,13 @@ fn collections_search_and_share_links() {
     let (_, bob) = signed_in(&d, "bob@example.com");
     let a1 = upload(&alice, "Holiday-Beach.JPG", b"not really a jpeg");
     let a2 = envelope(
-        upload_raw(&alice, "notes.txt", None, b"some notes", &[("title", "Beach plans")]),
+        upload_raw(
+            &alice,
+            "notes.txt",
+            None,
+            b"some notes",
+            &[("title", "Beach plans")],
+        ),
         201,
     )["data"]
         .clone();
@@ -403,12 +520,19 @@ fn collections_search_and_share_links() {
 
     // Collections.
     let c = envelope(
-        alice.post_json("/api/v1/collections", &json!({"name": "Trips", "description": "2026"})),
+        alice.post_json(
+            "/api/v1/collections",
+            &json!({"name": "Trips", "description": "2026"}),
+        ),
         201,
     )["data"]
         .clone();
     let cid = id(&c);
-    let r = error(alice.post_json("/api/v1/collections", &json!({"description": "x"})), 400, "validation_error");
+    let r = error(
+        alice.post_json("/api/v1/collections", &json!({"description": "x"})),
+        400,
+        "validation_error",
+    );
     assert_eq!(r.json()["error"]["details"][0]["field"], "name");
     let v = ok(alice.post_json(
         &format!("/api/v1/collections/{cid}/media"),
@@ -424,16 +548,35 @@ fn collections_search_and_share_links() {
         json!({"media_id": "nope"}),
         json!({"media_ids": ["0190b3c4-0000-7000-8000-000000000000"]}),
     ] {
-        error(alice.post_json(&format!("/api/v1/collections/{cid}/media"), &body), 404, "not_found");
+        error(
+            alice.post_json(&format!("/api/v1/collections/{cid}/media"), &body),
+            404,
+            "not_found",
+        );
     }
     for path in [
         "/api/v1/collections/0190b3c4-0000-7000-8000-000000000000/media".to_string(),
         "/api/v1/collections/bad-id/media".to_string(),
     ] {
-        error(alice.post_json(&path, &json!({"media_id": id(&a1)})), 404, "not_found");
+        error(
+            alice.post_json(&path, &json!({"media_id": id(&a1)})),
+            404,
+            "not_found",
+        );
     }
-    error(bob.post_json(&format!("/api/v1/collections/{cid}/media"), &json!({"media_id": id(&b1)})), 404, "not_found");
-    error(bob.get(&format!("/api/v1/collections/{cid}")), 404, "not_found");
+    error(
+        bob.post_json(
+            &format!("/api/v1/collections/{cid}/media"),
+            &json!({"media_id": id(&b1)}),
+        ),
+        404,
+        "not_found",
+    );
+    error(
+        bob.get(&format!("/api/v1/collections/{cid}")),
+        404,
+        "not_found",
+    );
     let v = ok(alice.get(&format!("/api/v1/collections/{cid}")))["data"].clone();
     assert_eq!(v["name"], "Trips");
     let members: Vec<String> = v["media"].as_array().unwrap().iter().map(id).collect();
@@ -442,9 +585,19 @@ fn collections_search_and_share_links() {
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
     assert_eq!(v["meta"]["pagination"]["total"], 1);
     assert_eq!(ok(bob.get("/api/v1/collections"))["data"], json!([]));
-    error(bob.delete(&format!("/api/v1/collections/{cid}")), 404, "not_found");
-    alice.delete(&format!("/api/v1/collections/{cid}")).expect(204);
-    error(alice.get(&format!("/api/v1/collections/{cid}")), 404, "not_found");
+    error(
+        bob.delete(&format!("/api/v1/collections/{cid}")),
+        404,
+        "not_found",
+    );
+    alice
+        .delete(&format!("/api/v1/collections/{cid}"))
+        .expect(204);
+    error(
+        alice.get(&format!("/api/v1/collections/{cid}")),
+        404,
+        "not_found",
+    );
     ok(alice.get(&format!("/api/v1/media/{}", id(&a1))));
 
     // Search: file name or title, case-insensitively; the caller's own only.
@@ -460,14 +613,33 @@ fn collections_search_and_share_links() {
     assert_eq!(v["meta"]["pagination"]["total_pages"], 2);
     assert!(v["meta"]["pagination"]["links"]["next"].is_null());
     let v = ok(alice.get("/api/v1/search?q=beach&type=document"));
-    assert_eq!(v["data"].as_array().unwrap().iter().map(id).collect::<Vec<_>>(), vec![id(&a2)]);
-    assert_eq!(ok(alice.get("/api/v1/search?q=nothing-like-it"))["data"], json!([]));
+    assert_eq!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(id)
+            .collect::<Vec<_>>(),
+        vec![id(&a2)]
+    );
+    assert_eq!(
+        ok(alice.get("/api/v1/search?q=nothing-like-it"))["data"],
+        json!([])
+    );
     error(alice.get("/api/v1/search"), 400, "validation_error");
-    error(alice.get("/api/v1/search?q=a&type=nope"), 400, "validation_error");
+    error(
+        alice.get("/api/v1/search?q=a&type=nope"),
+        400,
+        "validation_error",
+    );
     let _ = a3;
 
     // Share: a URL that opens the file without any token.
-    let s = envelope(alice.post(&format!("/api/v1/media/{}/share", id(&a2)), None, b""), 201)["data"].clone();
+    let s = envelope(
+        alice.post(&format!("/api/v1/media/{}/share", id(&a2)), None, b""),
+        201,
+    )["data"]
+        .clone();
     let url = s["url"].as_str().unwrap();
     assert!(url.starts_with("/share/"), "{s}");
     assert!(s["token"].is_string());
@@ -486,8 +658,16 @@ fn collections_search_and_share_links() {
     let url = s["url"].as_str().unwrap();
     Client::anonymous(&d).get(url).expect(200);
     assert_ne!(Client::anonymous(&d).get(url).status, 200);
-    error(bob.post(&format!("/api/v1/media/{}/share", id(&a1)), None, b""), 404, "not_found");
-    error(alice.post("/api/v1/media/bad/share", None, b""), 404, "not_found");
+    error(
+        bob.post(&format!("/api/v1/media/{}/share", id(&a1)), None, b""),
+        404,
+        "not_found",
+    );
+    error(
+        alice.post("/api/v1/media/bad/share", None, b""),
+        404,
+        "not_found",
+    );
 }
 
 /// A received request: lower-cased headers and body.
@@ -524,7 +704,10 @@ fn receiver() -> (std::net::SocketAddr, mpsc::Receiver<Received>) {
                 .map_or(0, |(_, v)| v.parse().unwrap());
             let mut body = vec![0; len];
             r.read_exact(&mut body).unwrap();
-            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
             if tx.send((headers, body)).is_err() {
                 return;
             }
@@ -548,11 +731,20 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
 #[track_caller]
 fn delivery(rx: &mpsc::Receiver<Received>, secret: &str) -> (String, Value) {
     let started = Instant::now();
-    let (headers, body) = rx.recv_timeout(Duration::from_secs(10)).expect("no delivery");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let (headers, body) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no delivery");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     let h = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     assert_eq!(h("content-length").unwrap(), body.len().to_string());
-    assert_eq!(h("x-ringbox-signature").unwrap(), format!("sha256={}", hmac_hex(secret, &body)));
+    assert_eq!(
+        h("x-ringbox-signature").unwrap(),
+        format!("sha256={}", hmac_hex(secret, &body))
+    );
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(h("x-ringbox-event").as_deref(), v["event"].as_str());
     assert!(v["timestamp"].is_string());
@@ -568,11 +760,18 @@ fn webhooks_deliver_the_seeds_payload() {
     let url = format!("http://{addr}/hook");
 
     error(
-        alice.post_json("/api/v1/webhooks", &json!({"url": url, "events": ["media.exploded"]})),
+        alice.post_json(
+            "/api/v1/webhooks",
+            &json!({"url": url, "events": ["media.exploded"]}),
+        ),
         400,
         "validation_error",
     );
-    error(alice.post_json("/api/v1/webhooks", &json!({"events": []})), 400, "validation_error");
+    error(
+        alice.post_json("/api/v1/webhooks", &json!({"events": []})),
+        400,
+        "validation_error",
+    );
     let hook = envelope(
         alice.post_json(
             "/api/v1/webhooks",
@@ -583,7 +782,10 @@ fn webhooks_deliver_the_seeds_payload() {
         .clone();
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert_eq!(hook["url"], url.as_str());
-    assert_eq!(hook["events"], json!(["media.uploaded", "media.deleted", "collection.created"]));
+    assert_eq!(
+        hook["events"],
+        json!(["media.uploaded", "media.deleted", "collection.created"])
+    );
     let hid = id(&hook);
 
     // Bob's activity never reaches Alice's hook.
@@ -596,12 +798,18 @@ fn webhooks_deliver_the_seeds_payload() {
     assert_eq!(v["data"]["user_id"], alice_id.as_str());
     // A patch is not one of the seed's events.
     ok(alice.patch_json(&format!("/api/v1/media/{}", id(&m)), &json!({"title": "t"})));
-    let c = envelope(alice.post_json("/api/v1/collections", &json!({"name": "C"})), 201)["data"].clone();
+    let c = envelope(
+        alice.post_json("/api/v1/collections", &json!({"name": "C"})),
+        201,
+    )["data"]
+        .clone();
     let (event, v) = delivery(&rx, &secret);
     assert_eq!(event, "collection.created");
     assert_eq!(v["data"]["id"], id(&c));
     assert_eq!(v["data"]["user_id"], alice_id.as_str());
-    alice.delete(&format!("/api/v1/media/{}", id(&m))).expect(204);
+    alice
+        .delete(&format!("/api/v1/media/{}", id(&m)))
+        .expect(204);
     let (event, v) = delivery(&rx, &secret);
     assert_eq!(event, "media.deleted");
     assert_eq!(v["data"]["id"], id(&m));
@@ -610,18 +818,36 @@ fn webhooks_deliver_the_seeds_payload() {
     let list = ok(alice.get("/api/v1/webhooks"))["data"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(list[0].get("secret").is_none());
-    assert_eq!(ok(alice.get(&format!("/api/v1/webhooks/{hid}")))["data"]["id"], hid.as_str());
-    error(bob.get(&format!("/api/v1/webhooks/{hid}")), 404, "not_found");
+    assert_eq!(
+        ok(alice.get(&format!("/api/v1/webhooks/{hid}")))["data"]["id"],
+        hid.as_str()
+    );
+    error(
+        bob.get(&format!("/api/v1/webhooks/{hid}")),
+        404,
+        "not_found",
+    );
     assert_eq!(ok(bob.get("/api/v1/webhooks"))["data"], json!([]));
-    error(bob.delete(&format!("/api/v1/webhooks/{hid}")), 404, "not_found");
+    error(
+        bob.delete(&format!("/api/v1/webhooks/{hid}")),
+        404,
+        "not_found",
+    );
     alice.delete(&format!("/api/v1/webhooks/{hid}")).expect(204);
-    error(alice.get(&format!("/api/v1/webhooks/{hid}")), 404, "not_found");
+    error(
+        alice.get(&format!("/api/v1/webhooks/{hid}")),
+        404,
+        "not_found",
+    );
 
     // user.registered reaches an admin's hook.
     let admin_token = login_admin(&d);
     let admin = bearer(&d, &admin_token);
     let hook = envelope(
-        admin.post_json("/api/v1/webhooks", &json!({"url": url, "events": ["user.registered"]})),
+        admin.post_json(
+            "/api/v1/webhooks",
+            &json!({"url": url, "events": ["user.registered"]}),
+        ),
         201,
     )["data"]
         .clone();
@@ -640,9 +866,13 @@ fn login_admin(d: &Daemon) -> String {
 
 /// A WebSocket to `/realtime`.
 fn connect(d: &Daemon) -> WebSocket<TcpStream> {
-    let req = format!("ws://{}/realtime", d.addr()).into_client_request().unwrap();
+    let req = format!("ws://{}/realtime", d.addr())
+        .into_client_request()
+        .unwrap();
     let stream = TcpStream::connect(d.addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let (ws, resp) = tungstenite::client::client(req, stream).unwrap();
     assert_eq!(resp.status(), 101);
     ws
@@ -678,7 +908,9 @@ fn closed(ws: &mut WebSocket<TcpStream>) {
             Ok(_) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return,
             Err(tungstenite::Error::Protocol(_)) => return,
-            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return
+            }
             Err(e) => panic!("expected a close: {e}"),
         }
         assert!(Instant::now() < deadline, "not closed in time");
@@ -687,13 +919,20 @@ fn closed(ws: &mut WebSocket<TcpStream>) {
 
 /// Nothing arrives for a moment.
 fn quiet(ws: &mut WebSocket<TcpStream>) {
-    ws.get_mut().set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     match ws.read() {
         Err(tungstenite::Error::Io(e))
-            if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
         other => panic!("expected silence, got {other:?}"),
     }
-    ws.get_mut().set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
 }
 
 #[test]
@@ -701,17 +940,29 @@ fn realtime_authenticates_subscribes_and_sends_only_the_callers_media() {
     let d = Daemon::start(&[]);
     let (alice_id, alice) = signed_in(&d, "alice@example.com");
     let (_, bob) = signed_in(&d, "bob@example.com");
-    let alice_token = login(&d, "alice@example.com")["data"]["token"].as_str().unwrap().to_string();
+    let alice_token = login(&d, "alice@example.com")["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Auth and subscribe back to back, as the seed's client does.
     let mut all = connect(&d);
     send(&mut all, json!({"type": "auth", "token": alice_token}));
-    send(&mut all, json!({"type": "subscribe", "channel": "media_updates"}));
+    send(
+        &mut all,
+        json!({"type": "subscribe", "channel": "media_updates"}),
+    );
     let a = next(&mut all);
-    assert_eq!((a["type"].as_str(), a["action"].as_str()), (Some("ack"), Some("auth")));
+    assert_eq!(
+        (a["type"].as_str(), a["action"].as_str()),
+        (Some("ack"), Some("auth"))
+    );
     assert_eq!(a["user_id"], alice_id.as_str());
     let a = next(&mut all);
-    assert_eq!((a["type"].as_str(), a["action"].as_str()), (Some("ack"), Some("subscribe")));
+    assert_eq!(
+        (a["type"].as_str(), a["action"].as_str()),
+        (Some("ack"), Some("subscribe"))
+    );
 
     let m1 = upload(&alice, "one.txt", b"one");
     let m2 = upload(&alice, "two.txt", b"two");
@@ -725,22 +976,44 @@ fn realtime_authenticates_subscribes_and_sends_only_the_callers_media() {
 
     // One item's subscription (by API key this time): its update and its deletion.
     let (_, alice_key) = (0, {
-        let v = alice.post_json("/v1/tokens", &json!({"label": "rt"})).expect_json(201);
+        let v = alice
+            .post_json("/v1/tokens", &json!({"label": "rt"}))
+            .expect_json(201);
         v["token"].as_str().unwrap().to_string()
     });
     let mut one = connect(&d);
     send(&mut one, json!({"type": "auth", "token": alice_key}));
-    send(&mut one, json!({"type": "subscribe", "channel": "media_updates", "resource_id": id(&m1)}));
+    send(
+        &mut one,
+        json!({"type": "subscribe", "channel": "media_updates", "resource_id": id(&m1)}),
+    );
     assert_eq!(next(&mut one)["action"], "auth");
     let a = next(&mut one);
-    assert_eq!((a["action"].as_str(), a["resource_id"].as_str()), (Some("subscribe"), Some(id(&m1).as_str())));
-    ok(alice.patch_json(&format!("/api/v1/media/{}", id(&m2)), &json!({"title": "x"})));
-    ok(alice.patch_json(&format!("/api/v1/media/{}", id(&m1)), &json!({"title": "y"})));
+    assert_eq!(
+        (a["action"].as_str(), a["resource_id"].as_str()),
+        (Some("subscribe"), Some(id(&m1).as_str()))
+    );
+    ok(alice.patch_json(
+        &format!("/api/v1/media/{}", id(&m2)),
+        &json!({"title": "x"}),
+    ));
+    ok(alice.patch_json(
+        &format!("/api/v1/media/{}", id(&m1)),
+        &json!({"title": "y"}),
+    ));
     let e = next(&mut one);
-    assert_eq!((e["type"].as_str(), e["data"]["id"].as_str()), (Some("media.updated"), Some(id(&m1).as_str())));
-    alice.delete(&format!("/api/v1/media/{}", id(&m1))).expect(204);
+    assert_eq!(
+        (e["type"].as_str(), e["data"]["id"].as_str()),
+        (Some("media.updated"), Some(id(&m1).as_str()))
+    );
+    alice
+        .delete(&format!("/api/v1/media/{}", id(&m1)))
+        .expect(204);
     let e = next(&mut one);
-    assert_eq!((e["type"].as_str(), e["data"]["id"].as_str()), (Some("media.deleted"), Some(id(&m1).as_str())));
+    assert_eq!(
+        (e["type"].as_str(), e["data"]["id"].as_str()),
+        (Some("media.deleted"), Some(id(&m1).as_str()))
+    );
     quiet(&mut one);
     // The all-media socket saw both updates and the deletion, in order.
     assert_eq!(next(&mut all)["data"]["id"], id(&m2));
@@ -753,16 +1026,28 @@ fn realtime_authenticates_subscribes_and_sends_only_the_callers_media() {
 
     // Subscribing before auth, or a bad token: an error at once, then the close.
     let mut early = connect(&d);
-    send(&mut early, json!({"type": "subscribe", "channel": "media_updates"}));
+    send(
+        &mut early,
+        json!({"type": "subscribe", "channel": "media_updates"}),
+    );
     send(&mut early, json!({"type": "auth", "token": alice_token}));
     let e = next(&mut early);
-    assert_eq!((e["type"].as_str(), e["error"].as_str()), (Some("error"), Some("unauthorized")));
+    assert_eq!(
+        (e["type"].as_str(), e["error"].as_str()),
+        (Some("error"), Some("unauthorized"))
+    );
     closed(&mut early);
     let mut bad = connect(&d);
     send(&mut bad, json!({"type": "auth", "token": "not-a-token"}));
-    send(&mut bad, json!({"type": "subscribe", "channel": "media_updates"}));
+    send(
+        &mut bad,
+        json!({"type": "subscribe", "channel": "media_updates"}),
+    );
     let e = next(&mut bad);
-    assert_eq!((e["type"].as_str(), e["error"].as_str()), (Some("error"), Some("unauthorized")));
+    assert_eq!(
+        (e["type"].as_str(), e["error"].as_str()),
+        (Some("error"), Some("unauthorized"))
+    );
     closed(&mut bad);
     upload(&alice, "after.txt", b"after");
     assert_eq!(next(&mut all)["type"], "media.uploaded");

@@ -1,10 +1,10 @@
 //! Numbered pages of one user's objects of one namespace, newest first, with the
 //! total: what APIs with `page=&per_page=` pagination (Media Vault) need.
 //!
-//! - The total is a count of the owner's names-index keys under `owner \0 ns \0`
-//!   (`Store::count_owner_namespace`): index keys only, no record is read or
-//!   decoded. It counts objects that expired but were not swept yet (the sweeper
-//!   removes them within its interval).
+//! - The total is the owner's object count in the namespace, a counter the writer
+//!   keeps in the transaction of every change (`owner_ns_counts`, schema version 5):
+//!   one read, whatever the count. It counts objects that expired but were not swept
+//!   yet (the sweeper removes them within its interval).
 //! - A page walks the owner's creation-order index (`owner_time`) from the newest
 //!   and skips `offset` objects of the namespace: O(offset + limit) records, never
 //!   the whole collection for the first pages; a page at or past the total answers at

@@ -190,24 +190,17 @@ impl Store {
         })
     }
 
-    /// How many objects `owner` has in namespace `ns`: a count of the keys of the
-    /// owner's names index under `owner \0 ns \0`, without reading any record (a
-    /// cursor walk over index keys only).
+    /// How many objects `owner` has in namespace `ns`: a counter kept by the writer
+    /// in the transaction of every change (one read, whatever the count).
     pub fn count_owner_namespace(&self, owner: &str, ns: &str) -> Result<u64, StoreError> {
-        keys::validate_owner(owner)?;
-        let mut prefix = keys::owner_prefix(owner);
-        prefix.extend_from_slice(&keys::scan_prefix(ns, "")?);
+        let key = keys::owner_ns_key(owner, ns)?;
         let txn = self.inner.env.read_txn()?;
-        let mut n = 0u64;
-        for item in self
+        Ok(self
             .inner
             .dbs
-            .owner_names
-            .prefix_iter(&txn, prefix.as_slice())?
-        {
-            item?;
-            n += 1;
-        }
-        Ok(n)
+            .owner_ns_counts
+            .get(&txn, &key)?
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map_or(0, u64::from_be_bytes))
     }
 }

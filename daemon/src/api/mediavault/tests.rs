@@ -227,6 +227,28 @@ fn upload_list_get_and_foreign_or_malformed_ids() {
             .unwrap_err();
             assert_eq!((e.status, e.code), (404, "not_found"));
         }
+        // The count follows moves out of the namespace and deletions.
+        let moved = uuid::Uuid::try_parse(&ids[0]).unwrap();
+        svc.change_object(
+            &admin(),
+            moved,
+            crate::core::objects::Change {
+                namespace: Some("elsewhere".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let p = svc.owned_page(&admin(), "mediavault", 0, 10).unwrap();
+        assert_eq!((p.total, p.objects.len()), (2, 2));
+        let gone = uuid::Uuid::try_parse(&ids[1]).unwrap();
+        svc.delete_object(&admin(), gone).await.unwrap();
+        let p = svc.owned_page(&admin(), "mediavault", 0, 10).unwrap();
+        assert_eq!((p.total, p.objects.len()), (1, 1));
+        assert_eq!(
+            svc.owned_page(&admin(), "elsewhere", 0, 10).unwrap().total,
+            1
+        );
         let (ct, body) = form(None, &[("title", "x")]);
         let e = call(
             &svc,
