@@ -376,7 +376,7 @@ fn media_upload_get_download_patch_delete_and_list_pages() {
         "/api/v1/media/not-an-id".to_string(),
         "/api/v1/media/123".to_string(),
         format!("/api/v1/media/{mid}/download"),
-        format!("/api/v1/media/not-an-id/download"),
+        "/api/v1/media/not-an-id/download".to_string(),
     ] {
         let c = if path.contains(&mid) { &bob } else { &alice };
         error(c.get(&path), 404, "not_found");
@@ -975,12 +975,12 @@ fn realtime_authenticates_subscribes_and_sends_only_the_callers_media() {
     quiet(&mut all);
 
     // One item's subscription (by API key this time): its update and its deletion.
-    let (_, alice_key) = (0, {
-        let v = alice
-            .post_json("/v1/tokens", &json!({"label": "rt"}))
-            .expect_json(201);
-        v["token"].as_str().unwrap().to_string()
-    });
+    let alice_key = alice
+        .post_json("/v1/tokens", &json!({"label": "rt"}))
+        .expect_json(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut one = connect(&d);
     send(&mut one, json!({"type": "auth", "token": alice_key}));
     send(

@@ -34,7 +34,7 @@
 //!
 //! Rate limits (the core's limiter, this mount only): 60 requests per minute per IP
 //! for anonymous callers, 1,000 per user for access tokens, 5,000 per API token
-//! ([`DEFAULT_RATE`]); `--rate-limit mediavault=ANON,USER,TOKEN` changes them.
+//! (`Tier::ANONYMOUS`, `AUTHENTICATED`, `API_KEY`); `--rate-limit mediavault=ANON,USER,TOKEN` changes them.
 
 mod auth;
 mod collections;
@@ -76,8 +76,6 @@ pub fn webhooks_format_name() -> &'static str {
 pub const NAMESPACE: &str = "mediavault";
 /// `meta.version` of every success answer.
 pub const VERSION: &str = "1.0.0";
-/// The seed's limits per minute: anonymous (per IP), user (per user), API key.
-pub const DEFAULT_RATE: [u32; 3] = [60, 1000, 5000];
 /// Where the mount sits by default (the item URLs in answers assume it).
 pub const PREFIX: &str = "/api/v1";
 /// `per_page` when the client gives none, and the most it may ask for.
@@ -88,7 +86,6 @@ pub const MAX_PER_PAGE: u64 = 100;
 pub fn mount() -> Mount {
     use Access::*;
     use Method::*;
-    let [a, u, t] = DEFAULT_RATE;
     Mount {
         api: "mediavault",
         prefix: PREFIX.to_string(),
@@ -141,9 +138,9 @@ pub fn mount() -> Mount {
         auth: vec![AuthScheme::Bearer],
         render: render_envelope,
         rate: RateTiers {
-            anonymous: Some(Tier::per_minute(a)),
-            user: Some(Tier::per_minute(u)),
-            token: Some(Tier::per_minute(t)),
+            anonymous: Some(Tier::ANONYMOUS),
+            user: Some(Tier::AUTHENTICATED),
+            token: Some(Tier::API_KEY),
         },
     }
 }
