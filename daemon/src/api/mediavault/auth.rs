@@ -1,12 +1,12 @@
 //! `POST /auth/login`, `/auth/refresh`, `/auth/logout`: the core's JWT sessions.
 //!
-//! - Login takes `{"username","password"}` and answers 200 with `data` =
+//! - Login takes `{"username","password"}` (`email` is taken for `username`) and answers 200 with `data` =
 //!   `{"token","expires_in","token_type":"Bearer","refresh_token"}`. The same four
 //!   keys are also at the top level of the answer, beside the envelope, so a client
 //!   written for the seed's bare login example (`response.token`) works unchanged.
 //!   Unknown users and wrong passwords are the same 401 `unauthorized`.
 //! - Refresh takes the current access token as Bearer (or in a `{"token"}` body), or a
-//!   `{"refresh_token"}` body, and answers like login with a new pair; the old access
+//!   refresh token (a `{"refresh_token"}` body, or as the Bearer), and answers like login with a new pair; the old access
 //!   token (and refresh token) then get 401. Each access token has a unique `jti`, so
 //!   a refresh within the same second still gives a different token.
 //! - Logout ends the session of the access token presented: 204, then 401 for it. An
@@ -15,7 +15,7 @@
 use serde_json::{json, Value};
 
 use super::{core_error, created_like_login, invalid, json_object, no_content, opt_string};
-use crate::core::identity::CredentialKind;
+use crate::core::identity::{looks_like_jwt, CredentialKind};
 use crate::core::users::SessionTokens;
 use crate::core::Caller;
 use crate::http::errors::ApiError;
@@ -34,9 +34,13 @@ pub(super) fn session_data(s: &SessionTokens) -> Value {
 /// `POST /auth/login`
 pub async fn login(mut ctx: Ctx<'_>) -> HandlerResult {
     let body = json_object(&mut ctx, false).await?;
-    let username = opt_string(&body, "username", 256)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| invalid("username", "username is required"))?;
+    // `email` is accepted for clients that sign in with the address field.
+    let username = match opt_string(&body, "username", 256)? {
+        Some(u) => Some(u),
+        None => opt_string(&body, "email", 256)?,
+    }
+    .filter(|s| !s.is_empty())
+    .ok_or_else(|| invalid("username", "username is required"))?;
     let password = opt_string(&body, "password", 1024)?
         .ok_or_else(|| invalid("password", "password is required"))?;
     let s = ctx
@@ -53,6 +57,13 @@ pub async fn refresh(mut ctx: Ctx<'_>) -> HandlerResult {
     if let Some(rt) = opt_string(&body, "refresh_token", 4096)? {
         let s = ctx.svc.refresh(&rt).await.map_err(core_error)?;
         return created_like_login(200, &s);
+    }
+    // A refresh token sent as the Bearer (some clients do): rotate it.
+    if ctx.req.credential.is_none() {
+        if let Some(rt) = bearer_value(&ctx).filter(|t| !looks_like_jwt(t.as_bytes())) {
+            let s = ctx.svc.refresh(&rt).await.map_err(core_error)?;
+            return created_like_login(200, &s);
+        }
     }
     // The presented access token: the Bearer header, else a `{"token"}` body.
     let (kind, caller) = match (&ctx.req.credential, opt_string(&body, "token", 8192)?) {
@@ -81,6 +92,14 @@ pub async fn refresh(mut ctx: Ctx<'_>) -> HandlerResult {
         .await
         .map_err(core_error)?;
     created_like_login(200, &s)
+}
+
+/// The raw `Authorization: Bearer` value, if any.
+fn bearer_value(ctx: &Ctx<'_>) -> Option<String> {
+    let v = ctx.req.header("authorization")?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
 fn expired() -> ApiError {

@@ -366,7 +366,7 @@ fn metadata(rec: &ObjectRecord) -> Map<String, Value> {
 pub fn media_json(rec: &ObjectRecord) -> Value {
     let meta = metadata(rec);
     let id = rec.id.to_string();
-    let mut v = json!({
+    json!({
         "id": id,
         "filename": rec.name,
         "title": meta.get("title").cloned().unwrap_or(Value::Null),
@@ -383,12 +383,10 @@ pub fn media_json(rec: &ObjectRecord) -> Value {
             .then(|| format!("{PREFIX}/media/{id}/thumbnail")),
         "user_id": rec.owner,
         "downloads": rec.downloads,
-    });
-    if let Some(m) = &rec.media {
-        v["width"] = json!(m.width);
-        v["height"] = json!(m.height);
-    }
-    v
+        // `null` until the core has probed the image (moments after the upload).
+        "width": rec.media.as_ref().map(|m| m.width),
+        "height": rec.media.as_ref().map(|m| m.height),
+    })
 }
 
 /// A media id from a path or body: anything but a UUID names no item (404).
