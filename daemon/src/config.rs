@@ -11,6 +11,7 @@
 //! because RhinoBox applies it to a whole request, not to each file.
 
 pub mod media;
+pub mod pyblob;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +40,18 @@ pub enum DurabilityArg {
     Fsync,
     /// No fsync anywhere: survives a process crash, not a power loss.
     None,
+}
+
+/// Which I/O driver the workers run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, else epoll (with a warning).
+    #[default]
+    Auto,
+    /// epoll even where io_uring works: for hosts whose seccomp profile or kernel
+    /// misbehaves with io_uring, and to test the fallback.
+    Epoll,
 }
 
 /// `ringbox serve` flags. Every one also reads `RINGBOX_<NAME>` and the TOML key
@@ -93,6 +106,9 @@ pub struct ServeArgs {
     /// io_uring submission queue entries per worker.
     #[arg(long, env = "RINGBOX_RING_ENTRIES")]
     pub ring_entries: Option<u32>,
+    /// The workers' I/O driver: `auto` (io_uring, else epoll) or `epoll`.
+    #[arg(long, env = "RINGBOX_IO_DRIVER", value_enum)]
+    pub io_driver: Option<IoDriver>,
     /// Most open connections from one client address (0 = no per-address limit).
     #[arg(long, env = "RINGBOX_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
@@ -180,6 +196,9 @@ pub struct ServeArgs {
     /// bounds how long other clients' writes wait behind a sweep.
     #[arg(long, env = "RINGBOX_SWEEP_BATCH")]
     pub sweep_batch: Option<usize>,
+    /// pyBlobServer's links, ids and expiry (`config/pyblob.rs`).
+    #[command(flatten)]
+    pub pyblob: pyblob::PyblobArgs,
 }
 
 /// The TOML file: the same names as the flags, with underscores.
@@ -201,6 +220,7 @@ struct FileConfig {
     grace_period: Option<toml::Value>,
     pin_cpus: Option<bool>,
     ring_entries: Option<u32>,
+    io_driver: Option<IoDriver>,
     max_connections_per_ip: Option<usize>,
     min_body_rate: Option<toml::Value>,
     max_file_size: Option<toml::Value>,
@@ -236,6 +256,10 @@ struct FileConfig {
     expire_unaccessed: Option<toml::Value>,
     namespace_expire_unaccessed: Option<Vec<String>>,
     sweep_batch: Option<usize>,
+    // pyBlobServer (`config/pyblob.rs`).
+    pyblob_public_links: Option<bool>,
+    pyblob_id_length: Option<usize>,
+    pyblob_expire_after: Option<toml::Value>,
 }
 
 /// The validated configuration the server runs with.
@@ -262,6 +286,7 @@ pub struct Config {
     pub grace_period: Duration,
     pub pin_cpus: bool,
     pub ring_entries: u32,
+    pub io_driver: IoDriver,
     /// Stops one client from taking every connection slot (0 = no limit).
     pub max_connections_per_ip: usize,
     /// Stops bodies that trickle: after a 10 s grace, a body must average this many
@@ -306,6 +331,8 @@ pub struct Config {
     pub namespace_expire_unaccessed: Vec<(String, Option<Duration>)>,
     /// Bounds each sweep transaction (and so other writers' wait behind it).
     pub sweep_batch: usize,
+    /// pyBlobServer's file ids, links and expiry.
+    pub pyblob: crate::core::short_ids::ShortLinks,
 }
 
 impl Default for Config {
@@ -326,6 +353,7 @@ impl Default for Config {
             grace_period: Duration::from_secs(10),
             pin_cpus: false,
             ring_entries: 1024,
+            io_driver: IoDriver::Auto,
             max_connections_per_ip: 4096,
             min_body_rate: 1024,
             max_file_size: None,
@@ -350,6 +378,7 @@ impl Default for Config {
             expire_unaccessed: None,
             namespace_expire_unaccessed: Vec::new(),
             sweep_batch: crate::core::expiry::DEFAULT_SWEEP_BATCH,
+            pyblob: crate::core::short_ids::ShortLinks::default(),
         }
     }
 }
@@ -451,6 +480,7 @@ impl Config {
         let rhino_data = rhino.data_dir.as_ref().map(PathBuf::from);
         let scan = media::scan_settings(&args.media, &file)?;
         let thumbnails = media::thumb_settings(&args.media, &file)?;
+        let pyblob = pyblob::settings(&args.pyblob, &file)?;
         let public_url = parse_public_url(args.public_url.clone().or(file.public_url))?;
         let ttl = |flag: &Option<String>, file: &Option<toml::Value>, name: &str| {
             pick_value(flag, file, name)?
@@ -548,6 +578,7 @@ impl Config {
                 .ring_entries
                 .or(file.ring_entries)
                 .unwrap_or(d.ring_entries),
+            io_driver: args.io_driver.or(file.io_driver).unwrap_or(d.io_driver),
             max_connections_per_ip: args
                 .max_connections_per_ip
                 .or(file.max_connections_per_ip)
@@ -652,6 +683,7 @@ impl Config {
                 .sweep_batch
                 .or(file.sweep_batch)
                 .unwrap_or(d.sweep_batch),
+            pyblob,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -1000,6 +1032,19 @@ mod tests {
             let e = Config::load_with(&ServeArgs::default(), &bad).unwrap_err();
             assert!(e.to_string().contains("RHINOBOX_"), "{e}");
         }
+    }
+
+    #[test]
+    fn io_driver_defaults_to_auto() {
+        assert_eq!(
+            Config::load(&ServeArgs::default()).unwrap().io_driver,
+            IoDriver::Auto
+        );
+        let args = ServeArgs {
+            io_driver: Some(IoDriver::Epoll),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().io_driver, IoDriver::Epoll);
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let settings = Settings {
+    let mut settings = Settings {
         policy: Policy {
             anonymous: match cfg.anonymous {
                 AnonymousArg::None => Anonymous::None,
@@ -245,8 +245,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
             .find(|(api, _)| api == "shares")
             .map(|(_, p)| p.trim_end_matches('/').to_string())
             .unwrap_or_default(),
+        short_links: cfg.pyblob.clone(),
         ..Settings::default()
     };
+    // pyBlobServer's files expire after 90 days without a download (a setting), unless
+    // the operator set a not-accessed rule (`ExpiryRules::unaccessed_for` decides).
+    if cfg
+        .apis
+        .as_deref()
+        .is_none_or(|l| l.iter().any(|n| n == "pyblob"))
+    {
+        settings
+            .expiry
+            .default_unaccessed_for(api::pyblob::NAMESPACE, cfg.pyblob.idle_after);
+    }
     // The audit log's and the ingest engine's threads (every file append, fsync and
     // SQLite statement of theirs runs there, never on a worker). Neither stops the start
     // when its files cannot be opened (a full disk): their calls fail until they can.

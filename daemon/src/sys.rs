@@ -9,6 +9,9 @@
 //! - `sendfile(2)` from a blob file to a client socket, with the socket switched to
 //!   non-blocking for the duration, so a full socket buffer returns `EAGAIN` (and the
 //!   worker awaits writability) instead of blocking the worker thread.
+//! - [`local_utc_offset`]: the server's UTC offset at an instant (`localtime_r`), for
+//!   dialects that speak the server's local time (photobackup's EXIF dates and dated
+//!   upload folders).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -218,4 +221,21 @@ unsafe impl monoio::buf::IoVecBuf for HeadAndBody {
     fn read_iovec_len(&self) -> usize {
         2
     }
+}
+
+/// The offset of the server's local time from UTC, in seconds, at unix time `secs`
+/// (from `TZ` or `/etc/localtime`, as the C library resolves them; DST included).
+/// `None` when the C library cannot convert the instant.
+// `time_t` and `c_long` are `i64` on 64-bit Linux only: the conversions are for the rest.
+#[allow(clippy::useless_conversion)]
+pub fn local_utc_offset(secs: i64) -> Option<i64> {
+    let t: libc::time_t = secs.try_into().ok()?;
+    // SAFETY: a zeroed `tm` is a valid out-parameter; `localtime_r` is the re-entrant
+    // form (it writes only to `out`) and returns null on failure, which is checked.
+    let (ok, out) = unsafe {
+        let mut out: libc::tm = std::mem::zeroed();
+        let r = libc::localtime_r(&t, &mut out);
+        (!r.is_null(), out)
+    };
+    ok.then_some(i64::from(out.tm_gmtoff))
 }

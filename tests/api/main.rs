@@ -24,6 +24,8 @@ mod media;
 mod mediavault;
 mod metaclip;
 mod objects;
+mod photobackup;
+mod pyblob;
 mod rhinobox;
 mod robustness;
 mod sharing;

@@ -1,6 +1,7 @@
 //! Starting and stopping the real `ringbox` binary for a test.
 //!
-//! `Daemon::start(args)` runs `ringbox serve --listen 127.0.0.1:0 --data <tempdir> ARGS`,
+//! `Daemon::start(args)` runs `ringbox serve --listen 127.0.0.1:0 --data <tempdir> ARGS`
+//! (plus `--io-driver $RINGBOX_TEST_IO_DRIVER` when that is set),
 //! waits (at most 30 s) for the stderr line containing `ringbox listening` and takes the
 //! bound address from its `addr=IP:PORT` field, then reads `<data>/admin.token`.
 //! stdout and stderr are drained by two threads for the whole life of the process (so a
@@ -181,6 +182,10 @@ impl Daemon {
             .arg("--data")
             .arg(&self.data)
             .args(&self.args);
+        // CI runs the suite a second time on the epoll driver.
+        if let Ok(driver) = std::env::var("RINGBOX_TEST_IO_DRIVER") {
+            cmd.arg("--io-driver").arg(driver);
+        }
         // The daemon reads RINGBOX_* (and RhinoBox's RHINOBOX_*) variables; keep the
         // developer's environment out.
         for (k, _) in std::env::vars_os() {

@@ -166,7 +166,7 @@ impl Response {
         s
     }
     /// Checks the contract of an error response: JSON `{"error":{"code","message"}}`
-    /// (or a dialect's `{"detail": "..."}`) with `Content-Type: application/json`. Err
+    /// (or a dialect's `{"detail": "..."}` or `{"code","name","description"}`) with `Content-Type: application/json`. Err
     /// says what is wrong.
     pub fn check_json_error(&self) -> Result<(), String> {
         let ct = self.header("content-type").unwrap_or("");
@@ -186,7 +186,10 @@ impl Response {
         // The dialect APIs answer in their seed's shape: FastAPI's `{"detail": "..."}`
         // (Metaclip, pyBlobServer) is a clear JSON error too.
         let detail_ok = v["detail"].as_str().is_some_and(|m| !m.is_empty());
-        if code_ok && msg_ok || detail_ok {
+        // photobackup's: werkzeug's error as JSON, `{"code": 400, "name", "description"}`.
+        let werkzeug_ok = v["code"].as_u64() == Some(u64::from(self.status))
+            && v["description"].as_str().is_some_and(|m| !m.is_empty());
+        if code_ok && msg_ok || detail_ok || werkzeug_ok {
             Ok(())
         } else {
             Err(format!(

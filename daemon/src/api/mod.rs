@@ -7,6 +7,8 @@
 //! | native `/v1` | [`native`] | `/` |
 //! | the change feed `/v1/events` | [`events`] | `/` |
 //! | Metaclip (seed 000) | [`metaclip`] | `/` |
+//! | photobackup (seed 002) | [`photobackup`] | `/` |
+//! | pyBlobServer (seed 003) | [`pyblob`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
 //! | Media Vault (seed 001) | [`mediavault`] | `/api/v1` and `/realtime` |
 //! | public share links `/share/{token}` | [`shares`] | `/` |
@@ -18,6 +20,8 @@ pub mod events;
 pub mod mediavault;
 pub mod metaclip;
 pub mod native;
+pub mod photobackup;
+pub mod pyblob;
 pub mod rhinobox;
 pub mod shares;
 
@@ -35,6 +39,8 @@ pub fn catalogue() -> Vec<Mount> {
         metaclip::mount(),
         mediavault::mount(),
         mediavault::realtime_mount(),
+        photobackup::mount(),
+        pyblob::mount(),
     ]
 }
 

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod blob_cache;
 pub mod broadcast;
+pub mod by_content;
 pub mod collections;
 pub mod content;
 pub mod error;
@@ -37,9 +38,12 @@ pub mod media_jobs;
 pub mod naming;
 pub mod objects;
 pub mod owned;
+pub mod pages;
+pub mod photos;
 pub mod pool;
 pub mod scan;
 pub mod shares;
+pub mod short_ids;
 pub mod stats;
 pub mod stream;
 pub mod thumbs;
@@ -97,6 +101,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where the `shares` mount sits (`""` at the root).
     pub share_prefix: String,
+    /// Short-id links: id length, public schemes, idle time (`core::short_ids`).
+    pub short_links: short_ids::ShortLinks,
 }
 
 impl Default for Settings {
@@ -113,6 +119,7 @@ impl Default for Settings {
             expiry: expiry::ExpiryRules::default(),
             public_url: None,
             share_prefix: String::new(),
+            short_links: short_ids::ShortLinks::default(),
         }
     }
 }
@@ -139,6 +146,9 @@ pub struct Core {
     pub access: stats::AccessStats,
     /// Share passwords verified recently (`core::shares`).
     pub share_passwords: shares::PasswordMemory,
+    /// The namespaces of the directories indexed in place, set once when the scanner
+    /// starts (`core::scan`); empty without `--scan-dir`.
+    pub scan_namespaces: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Core {
@@ -166,6 +176,7 @@ impl Core {
             thumbs,
             access: stats::AccessStats::default(),
             share_passwords: shares::PasswordMemory::default(),
+            scan_namespaces: std::sync::OnceLock::new(),
         }
     }
 

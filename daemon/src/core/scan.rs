@@ -205,6 +205,10 @@ pub fn start(core: Arc<Core>, settings: ScanSettings) -> Result<Option<ScanHandl
         },
     };
     let exts: HashSet<String> = settings.extensions.iter().cloned().collect();
+    // The dialects that list "the scanned directory" (photobackup) read them here.
+    let _ = core
+        .scan_namespaces
+        .set(roots.iter().map(|r| r.namespace.clone()).collect());
     for r in &roots {
         tracing::info!(root = %r.text, namespace = %r.namespace, "indexing a directory in place");
     }

@@ -98,6 +98,14 @@ impl AccessStats {
         self.lock().objects.get(id).map(|p| p.last_ms)
     }
 
+    /// Downloads of `id` not yet written to the store, and the latest of them.
+    pub fn pending_downloads(&self, id: &ObjectId) -> Option<(u64, i64)> {
+        self.lock()
+            .objects
+            .get(id)
+            .map(|p| (p.downloads, p.last_ms))
+    }
+
     /// Downloads of share `id` as far as this process knows (`stored` when it has not
     /// seen the share since its entry was last loaded).
     pub fn share_downloads(&self, id: &ObjectId, stored: u64) -> u64 {

@@ -10,6 +10,8 @@
 //!
 //! Limits enforced while streaming, before the bytes reach the disk:
 //! - the per-file size limit (`--max-file-size`): 413, the partial file removed;
+//! - what is left of the uploader's quota: 413 `quota_exceeded` when the quota was the
+//!   tighter bound ([`Local::limit_exceeded`]), checked again by the writer at commit;
 //! - a free-space reserve on the data volume (1% of it, 2 MiB to 256 MiB), so a full
 //!   disk can still commit the deletes that empty it: 507.
 
@@ -50,6 +52,9 @@ pub struct NewObject {
     pub expires_at_ms: Option<i64>,
     /// Refuse (409) when another object already has this (namespace, name).
     pub unique_name: bool,
+    /// Unique secondary names the object gets ("scheme:value", e.g. a short id);
+    /// refused (409) when another object holds one.
+    pub aliases: Vec<String>,
 }
 
 /// A file to store unless an object already holds `key`, an alias that names its
@@ -277,6 +282,26 @@ impl Local {
         Some((quota.saturating_sub(user.usage_bytes), quota))
     }
 
+    /// The 413 for an upload of `caller` that went past [`Local::file_limit`] (`e`,
+    /// the stream's `file_too_large`): the quota's when the quota was the tighter
+    /// bound, so the client is told what to do (delete something, not send less).
+    pub fn limit_exceeded(&self, caller: &Caller, e: CoreError) -> CoreError {
+        if e.code != "file_too_large" {
+            return e;
+        }
+        match self.quota_left(caller) {
+            Some((left, quota)) if self.settings.max_file_size.is_none_or(|m| left < m) => {
+                CoreError::too_large(
+                    "quota_exceeded",
+                    format!(
+                        "the file is larger than the {left} bytes left of your quota of {quota} bytes; delete something first"
+                    ),
+                )
+            }
+            _ => e,
+        }
+    }
+
     /// Refuse before reading a body whose declared length is over the per-file limit
     /// or the caller's quota.
     pub fn check_declared_size(&self, caller: &Caller, declared: Option<u64>) -> CoreResult<()> {
@@ -308,7 +333,7 @@ impl Local {
                 Ok(Some(chunk)) => {
                     if let Err(e) = bw.write(chunk).await {
                         bw.abort().await;
-                        return Err(e);
+                        return Err(self.limit_exceeded(caller, e));
                     }
                 }
                 Ok(None) => break,
@@ -336,6 +361,7 @@ impl Local {
         rec.metadata_json =
             Value::Object(naming::metadata(Value::Object(new.metadata.clone()))?).to_string();
         rec.owner = Some(caller.owner_id());
+        rec.aliases = new.aliases.clone();
         rec.expires_at_ms =
             self.default_expiry(&rec.namespace, new.expires_at_ms, rec.created_at_ms);
         Ok(rec)
@@ -474,7 +500,11 @@ impl Local {
             rec.size = f.blob.size;
             rec.sha256 = Some(f.blob.sha256);
             rec.state = State::Stored;
-            rec.aliases = std::iter::once(f.key.clone()).chain(f.aliases).collect();
+            let given = std::mem::take(&mut rec.aliases);
+            rec.aliases = std::iter::once(f.key.clone())
+                .chain(f.aliases)
+                .chain(given)
+                .collect();
             let size = f.blob.size;
             let cmd = Command::Create {
                 record: rec,

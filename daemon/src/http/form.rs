@@ -140,7 +140,11 @@ pub async fn read_form(
                     };
                 }
                 MultipartEvent::Data(d) => match &mut part {
-                    Part::File(f) => f.writer.write(d).await?,
+                    Part::File(f) => f
+                        .writer
+                        .write(d)
+                        .await
+                        .map_err(|e| svc.limit_exceeded(caller, e))?,
                     Part::Field { value, .. } => {
                         if value.len() + d.len() > MAX_FIELD {
                             return Err(ApiError::bad_request(

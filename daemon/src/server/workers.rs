@@ -32,7 +32,7 @@ use ringbox_protocol::response::DateCache;
 use ringbox_protocol::Limits;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 
-use crate::config::Config;
+use crate::config::{Config, IoDriver};
 use crate::core::{Core, Local};
 use crate::http::router::Router;
 use crate::metrics;
@@ -261,17 +261,26 @@ fn worker_main(
             tracing::warn!(worker = index, cpu, error = %e, "cannot pin worker to its CPU");
         }
     }
-    let uring = monoio::utils::detect_uring();
-    if !uring && index == 0 {
+    let epoll = shared.cfg.io_driver == IoDriver::Epoll;
+    let uring = !epoll && monoio::utils::detect_uring();
+    if !uring && !epoll && index == 0 {
         tracing::warn!(
             "io_uring is not available (kernel too old, disabled by sysctl, or blocked by a seccomp profile); \
              falling back to the epoll driver, which is slower. See tuning.md"
         );
     }
-    let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .with_entries(shared.cfg.ring_entries)
-        .enable_timer()
-        .build();
+    let rt = if epoll {
+        // The same runtime type as the io_uring one, on its epoll side.
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(Into::into)
+    } else {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(shared.cfg.ring_entries)
+            .enable_timer()
+            .build()
+    };
     let mut rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
@@ -279,6 +288,14 @@ fn worker_main(
             std::process::exit(1);
         }
     };
+    // The epoll driver calls accept(2) when the listener is readable, so the listener
+    // must be non-blocking or one accept would stop the whole worker. io_uring's accept
+    // needs the opposite: on a non-blocking listener it completes with EAGAIN instead
+    // of waiting for a connection.
+    if let Err(e) = listener.set_nonblocking(!uring) {
+        tracing::error!(worker = index, error = %e, "cannot set the listener's blocking mode; exiting");
+        std::process::exit(1);
+    }
     rt.block_on(accept_loop(index, shared, listener, stop));
 }
 

@@ -153,6 +153,7 @@ pub async fn upload(ctx: Ctx<'_>) -> HandlerResult {
                 metadata,
                 expires_at_ms: None,
                 unique_name: false,
+                aliases: Vec::new(),
             },
             file.blob,
             file.content_type.as_deref(),

@@ -510,7 +510,7 @@ impl WriterHandle {
     /// Moves after every commit that changed object records or blob records or files
     /// (and after a GC step that removed something); never for token writes or other
     /// bookkeeping. Caches of object records and blobs key their entries on it (see
-    /// `server::hot_cache`): read it, then read LMDB, then cache under the value read.
+    /// `core::hot_cache`): read it, then read LMDB, then cache under the value read.
     pub fn data_generation(&self) -> u64 {
         self.counters.data_generation.load(Ordering::Acquire)
     }
