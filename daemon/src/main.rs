@@ -171,6 +171,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             give_up: cfg.webhook_give_up,
         },
     ));
+    api::register_webhook_formats(&webhooks);
     let publish = events.clone();
     let wake_hooks = webhooks.clone();
     let store = match Store::open(StoreConfig {

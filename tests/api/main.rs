@@ -21,6 +21,7 @@ mod health;
 mod lifecycle;
 mod listing;
 mod media;
+mod mediavault;
 mod metaclip;
 mod objects;
 mod photobackup;

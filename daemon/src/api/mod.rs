@@ -10,12 +10,14 @@
 //! | photobackup (seed 002) | [`photobackup`] | `/` |
 //! | pyBlobServer (seed 003) | [`pyblob`] | `/` |
 //! | RhinoBox (seed 004) | [`rhinobox`] | `/` |
+//! | Media Vault (seed 001) | [`mediavault`] | `/api/v1` and `/realtime` |
 //! | public share links `/share/{token}` | [`shares`] | `/` |
 //!
 //! Adding an API: write a module with `pub fn mount() -> Mount` (its routes, auth
 //! schemes and error renderer), list it in [`catalogue`], and document it in the README.
 
 pub mod events;
+pub mod mediavault;
 pub mod metaclip;
 pub mod native;
 pub mod photobackup;
@@ -35,6 +37,8 @@ pub fn catalogue() -> Vec<Mount> {
         shares::mount(),
         rhinobox::mount(),
         metaclip::mount(),
+        mediavault::mount(),
+        mediavault::realtime_mount(),
         photobackup::mount(),
         pyblob::mount(),
     ]
@@ -49,6 +53,14 @@ pub fn audit_views(enabled: Option<&[String]>) -> Vec<crate::core::audit::View> 
         views.extend(rhinobox::audit_views());
     }
     views
+}
+
+/// Register the webhook payload formats of the APIs (at start, before deliveries).
+pub fn register_webhook_formats(hooks: &crate::core::webhooks::Webhooks) {
+    hooks.register_format(
+        mediavault::webhooks_format_name(),
+        mediavault::webhook_payload,
+    );
 }
 
 /// The names of the APIs this build has.

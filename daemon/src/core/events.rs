@@ -315,3 +315,22 @@ impl EventStream {
             .filter(|rec| self.core.settings.policy.may_read(&self.caller, rec)))
     }
 }
+
+impl EventStream {
+    /// Make the holder of bearer `token` (an API token or an access token) this
+    /// stream's reader, for sessions that authenticate by message after the stream was
+    /// opened (Media Vault's `/realtime`). Events read before are dropped: they were
+    /// read with the previous reader's visibility. `None` (and no change) when the
+    /// token is not valid.
+    pub fn authenticate(&mut self, token: &[u8]) -> CoreResult<Option<Caller>> {
+        let Some(a) = self.core.verify_bearer(token)? else {
+            return Ok(None);
+        };
+        self.caller = Caller {
+            principal: Some(a.principal),
+            ip: self.caller.ip,
+        };
+        self.pending.clear();
+        Ok(Some(self.caller.clone()))
+    }
+}

@@ -25,7 +25,7 @@ use super::auth::jwt::{self, JwtKey};
 use super::auth::ratelimit::RateLimiter;
 use super::auth::token_cache::{RevocationEpoch, TokenCache};
 use super::error::{CoreError, CoreResult};
-use super::Local;
+use super::{Core, Local};
 use crate::store::{Command, Principal, Sha256};
 use crate::util::time::{now_ms, now_secs};
 
@@ -112,6 +112,18 @@ impl Local {
         }
         Ok(found)
     }
+}
+
+impl Core {
+    /// [`Local::authenticate`] without the worker's cache, for sessions that outlive a
+    /// request and hold no `Local` (a WebSocket that authenticates by message).
+    pub fn verify_bearer(&self, token: &[u8]) -> CoreResult<Option<Authenticated>> {
+        Ok(if looks_like_jwt(token) {
+            self.verify_access_token(token)?.0
+        } else {
+            self.verify_api_token(token)?.0
+        })
+    }
 
     fn verify_access_token(&self, token: &[u8]) -> CoreResult<(Option<Authenticated>, Duration)> {
         let Ok(text) = std::str::from_utf8(token) else {
@@ -170,7 +182,9 @@ impl Local {
             valid_for,
         ))
     }
+}
 
+impl Local {
     /// Every credential cached by any worker is checked again on its next use (call
     /// after committing a revocation, before answering).
     pub fn revoke_cached_credentials(&self) {

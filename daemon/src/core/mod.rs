@@ -38,6 +38,7 @@ pub mod media_jobs;
 pub mod naming;
 pub mod objects;
 pub mod owned;
+pub mod pages;
 pub mod photos;
 pub mod pool;
 pub mod scan;

@@ -545,7 +545,6 @@ impl Local {
 
     /// The session of the access token the caller presented, for a refresh by access
     /// token (Media Vault refreshes with the current JWT).
-    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub async fn refresh_by_access(
         &self,
         kind: &CredentialKind,

@@ -109,7 +109,6 @@ impl Webhooks {
     }
 
     /// Register the payload shape of an API's hooks.
-    #[allow(dead_code)] // the Media Vault API registers its shape
     pub fn register_format(&self, name: &str, f: PayloadFormat) {
         self.formats
             .lock()

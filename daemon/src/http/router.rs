@@ -355,6 +355,37 @@ impl Router {
             .max_by_key(|m| m.prefix.len())
     }
 
+    /// The answer to a request under `mount`'s prefix that matched none of its routes
+    /// (404, 405, a bad path parameter), in the mount's shape. A rate-limited mount
+    /// counts it like any other request and adds its `X-RateLimit-*` headers, so every
+    /// answer of a limited API carries them.
+    fn unrouted(
+        &self,
+        svc: &Local,
+        head: &RequestHead,
+        mount: Option<&Mount>,
+        e: ApiError,
+        peer: Option<IpAddr>,
+    ) -> Response {
+        let Some(mount) = mount else {
+            return render_native(e);
+        };
+        if !mount.rate.is_limited() {
+            return (mount.render)(e);
+        }
+        let identity = auth::identify(svc, head, &mount.auth, Access::Public, peer);
+        let Some(d) = ratelimit::check(svc, &identity, &mount.rate) else {
+            return (mount.render)(e);
+        };
+        let mut r = if d.allowed {
+            (mount.render)(e)
+        } else {
+            (mount.render)(ratelimit::too_many(&d))
+        };
+        ratelimit::add_headers(&mut r, &d);
+        r
+    }
+
     /// Answer one request: route, authenticate, apply the API's rate limit, check the
     /// body size, call the handler (a panic in it is caught and answered 500), and add
     /// the CORS headers an allowed origin gets. Returns the response and the route's
@@ -391,19 +422,19 @@ impl Router {
                     "not_found",
                     format!("no route for {path}; see the README for the API"),
                 );
-                let render = self
-                    .mount_for_path(path)
-                    .map_or(render_native as ErrorRenderer, |m| m.render);
-                return (render(e), None);
+                return (
+                    self.unrouted(svc, head, self.mount_for_path(path), e, peer),
+                    None,
+                );
             }
             Lookup::BadParam => {
                 let e = ApiError::bad_request(format!(
                     "the path {path} has a segment that is not valid percent-encoded UTF-8"
                 ));
-                let render = self
-                    .mount_for_path(path)
-                    .map_or(render_native as ErrorRenderer, |m| m.render);
-                return (render(e), None);
+                return (
+                    self.unrouted(svc, head, self.mount_for_path(path), e, peer),
+                    None,
+                );
             }
             Lookup::MethodNotAllowed(allow, mount) if head.method() == Method::Options => {
                 // CORS preflight, or a plain OPTIONS asking what the path allows.
@@ -434,7 +465,10 @@ impl Router {
                     ),
                 )
                 .with_header("Allow", allow);
-                return ((self.mounts[mount].render)(e), None);
+                return (
+                    self.unrouted(svc, head, Some(&self.mounts[mount]), e, peer),
+                    None,
+                );
             }
         };
         let mount = &self.mounts[ep.mount];

@@ -223,6 +223,15 @@ pub fn owner_prefix(owner: &str) -> Vec<u8> {
     k
 }
 
+/// `owner \0 ns`: the key of the owner's object count in namespace `ns`
+/// (`owner_ns_counts`, since schema version 5).
+pub fn owner_ns_key(owner: &str, ns: &str) -> Result<Vec<u8>, StoreError> {
+    validate_owner(owner)?;
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(ns.as_bytes());
+    Ok(k)
+}
+
 /// `owner \0 id[16]`: the owner's objects in creation order (UUIDv7 ids are
 /// time-ordered), for newest-first listings and counts.
 pub fn owner_time_key(owner: &str, id: &ObjectId) -> Result<Vec<u8>, StoreError> {

@@ -47,7 +47,9 @@ use super::{Dbs, StoreError, META_SCHEMA_VERSION};
 ///   `object_collections`, `owner_collections`, `shares`, `share_tokens`,
 ///   `owner_shares`, `target_shares`) and the expiry time indexes (`expiry`,
 ///   `access_time`), filled for the objects that exist.
-pub const SCHEMA_VERSION: u32 = 4;
+/// * 5: per-owner, per-namespace object counts (`owner_ns_counts`), filled from the
+///   `owner_names` index.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Records per write transaction of a migration step: big enough that the commits
 /// (each an fsync) do not dominate, small enough to bound the transaction's memory
@@ -113,6 +115,11 @@ const STEPS: &[Step] = &[
         from: 3,
         what: "expiry: index every object's expiry and last access time",
         batch: index_object_times,
+    },
+    Step {
+        from: 4,
+        what: "count every owner's objects per namespace",
+        batch: count_owner_namespaces,
     },
 ];
 
@@ -408,6 +415,62 @@ fn index_object_times(
         if let Ok(k) = access_key(&rec) {
             dbs.expiry.access_time.put(wtxn, &k, &[])?;
         }
+        p.rewritten += 1;
+    }
+    Ok(p)
+}
+
+/// Step 4 -> 5: every key of `owner_names` (`owner \0 ns \0 name \0 id`) adds one to
+/// its `owner \0 ns` count. The first batch empties the counts, so a migration started
+/// over from the beginning counts each object once; later batches add in the
+/// transaction of their cursor, so a resumed one does too.
+fn count_owner_namespaces(
+    dbs: &Dbs,
+    wtxn: &mut RwTxn,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Progress, StoreError> {
+    use std::collections::HashMap;
+
+    if after.is_none() {
+        dbs.owner_ns_counts.clear(wtxn)?;
+    }
+    let mut p = Progress {
+        seen: 0,
+        rewritten: 0,
+        undecodable: 0,
+        last_key: None,
+    };
+    let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+    {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        for item in dbs.owner_names.range(wtxn, &(lower, Bound::Unbounded))? {
+            let (key, _) = item?;
+            p.seen += 1;
+            p.last_key = Some(key.to_vec());
+            // `owner \0 ns \0 ...`: neither the owner nor the namespace holds a NUL.
+            let mut zeros = key
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == 0)
+                .map(|(i, _)| i);
+            match (zeros.next(), zeros.next()) {
+                (Some(_), Some(end)) => *counts.entry(key[..end].to_vec()).or_default() += 1,
+                _ => p.undecodable += 1,
+            }
+            if p.seen >= limit {
+                break;
+            }
+        }
+    }
+    for (key, n) in counts {
+        let now = dbs
+            .owner_ns_counts
+            .get(wtxn, &key)?
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map_or(0, u64::from_be_bytes);
+        dbs.owner_ns_counts
+            .put(wtxn, &key, &(now + n).to_be_bytes())?;
         p.rewritten += 1;
     }
     Ok(p)

@@ -338,6 +338,9 @@ pub(crate) struct Dbs {
     pub owner_time: Db,
     /// owner \0 sha256[32] -> count (big-endian u64)
     pub owner_blobs: Db,
+    /// owner \0 ns -> the owner's object count in ns (big-endian u64; since schema
+    /// version 5)
+    pub owner_ns_counts: Db,
     /// seq (big-endian u64) -> EventRecord
     pub events: Db,
     /// webhook id[16] -> WebhookRecord
@@ -353,7 +356,7 @@ pub(crate) struct Dbs {
     pub expiry: expiry::ExpiryDbs,
 }
 
-const DB_NAMES: [&str; 19] = [
+const DB_NAMES: [&str; 20] = [
     "objects",
     "names",
     "blobs",
@@ -373,6 +376,7 @@ const DB_NAMES: [&str; 19] = [
     "webhooks",
     "deliveries",
     "documents",
+    "owner_ns_counts",
 ];
 
 impl Dbs {
@@ -403,6 +407,7 @@ impl Dbs {
             webhooks: dbs[16],
             deliveries: dbs[17],
             documents: dbs[18],
+            owner_ns_counts: dbs[19],
             sharing: sharing::SharingDbs::create(env, wtxn)?,
             expiry: expiry::ExpiryDbs::create(env, wtxn)?,
         })

@@ -189,4 +189,18 @@ impl Store {
             objects,
         })
     }
+
+    /// How many objects `owner` has in namespace `ns`: a counter kept by the writer
+    /// in the transaction of every change (one read, whatever the count).
+    pub fn count_owner_namespace(&self, owner: &str, ns: &str) -> Result<u64, StoreError> {
+        let key = keys::owner_ns_key(owner, ns)?;
+        let txn = self.inner.env.read_txn()?;
+        Ok(self
+            .inner
+            .dbs
+            .owner_ns_counts
+            .get(&txn, &key)?
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
 }

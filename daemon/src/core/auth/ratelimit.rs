@@ -96,13 +96,10 @@ pub struct Tier {
 
 impl Tier {
     /// Media Vault's anonymous tier: 60 requests per minute, per IP.
-    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub const ANONYMOUS: Tier = Tier::per_minute(60);
     /// Media Vault's authenticated tier: 1,000 requests per minute, per user.
-    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub const AUTHENTICATED: Tier = Tier::per_minute(1000);
     /// Media Vault's API-key tier: 5,000 requests per minute, per key.
-    #[allow(dead_code)] // part of the module's API; not every caller uses it yet
     pub const API_KEY: Tier = Tier::per_minute(5000);
 
     /// `limit` requests per minute.

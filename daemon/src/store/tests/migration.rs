@@ -257,6 +257,18 @@ fn migrate_fixture(name: &str, files: usize, texts: usize) {
         old.iter().filter(|o| o.expires_at_ms.is_some()).count()
     );
     assert!(raw_db(&data, "collections").is_empty());
+    // Schema 5: every object counted once under its owner and namespace.
+    let counts = raw_db(&data, "owner_ns_counts");
+    let counted: u64 = counts
+        .values()
+        .map(|v| u64::from_be_bytes(v.as_slice().try_into().unwrap()))
+        .sum();
+    assert_eq!(counted, old.len() as u64);
+    for (key, value) in &counts {
+        let ns = &key[key.iter().position(|b| *b == 0).unwrap() + 1..];
+        let n = old.iter().filter(|o| o.namespace.as_bytes() == ns).count() as u64;
+        assert_eq!(u64::from_be_bytes(value.as_slice().try_into().unwrap()), n);
+    }
     assert!(!raw_db(&data, "meta")
         .keys()
         .any(|k| k.starts_with(b"migration.")));

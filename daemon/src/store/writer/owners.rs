@@ -1,6 +1,7 @@
 //! Per-owner bookkeeping, kept in the same transaction as the object change it follows:
 //! the owner's names index (`owner_names`), creation-order index (`owner_time`),
-//! content index (`owner_blobs`), and the usage counters of the owner's user record
+//! content index (`owner_blobs`), per-namespace object counts (`owner_ns_counts`,
+//! for numbered pages without counting), and the usage counters of the owner's user record
 //! (logical bytes and object count), against which quotas are checked.
 //!
 //! Quota: a change that grows an owner's usage is refused (`QuotaExceeded`, before
@@ -79,6 +80,7 @@ impl Writer {
         let tkey = keys::owner_time_key(owner, &rec.id).map_err(Fail::Rejected)?;
         self.dbs.owner_names.put(txn, &nkey, &[]).map_err(fatal)?;
         self.dbs.owner_time.put(txn, &tkey, &[]).map_err(fatal)?;
+        self.owner_ns_delta(txn, owner, &rec.namespace, 1)?;
         if let Some(sha) = content_of(rec) {
             self.owner_blob_delta(txn, owner, &sha, 1)?;
         }
@@ -93,6 +95,7 @@ impl Writer {
         let tkey = keys::owner_time_key(owner, &rec.id).map_err(Fail::Rejected)?;
         self.dbs.owner_names.delete(txn, &nkey).map_err(fatal)?;
         self.dbs.owner_time.delete(txn, &tkey).map_err(fatal)?;
+        self.owner_ns_delta(txn, owner, &rec.namespace, -1)?;
         if let Some(sha) = content_of(rec) {
             self.owner_blob_delta(txn, owner, &sha, -1)?;
         }
@@ -114,6 +117,10 @@ impl Writer {
                 .map_err(Fail::Rejected)?;
             self.dbs.owner_names.delete(txn, &okey).map_err(fatal)?;
             self.dbs.owner_names.put(txn, &nkey, &[]).map_err(fatal)?;
+        }
+        if old.namespace != new.namespace {
+            self.owner_ns_delta(txn, owner, &old.namespace, -1)?;
+            self.owner_ns_delta(txn, owner, &new.namespace, 1)?;
         }
         let (before, after) = (content_of(old), content_of(new));
         if before != after {
@@ -148,6 +155,34 @@ impl Writer {
         } else {
             self.dbs
                 .owner_blobs
+                .put(txn, &key, &next.to_be_bytes())
+                .map_err(fatal)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `delta` to `owner`'s object count in `ns` (a zero count is removed).
+    fn owner_ns_delta(
+        &self,
+        txn: &mut RwTxn,
+        owner: &str,
+        ns: &str,
+        delta: i64,
+    ) -> Result<(), Fail> {
+        let key = keys::owner_ns_key(owner, ns).map_err(Fail::Rejected)?;
+        let now = self
+            .dbs
+            .owner_ns_counts
+            .get(txn, &key)
+            .map_err(rejected)?
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = (i128::from(now) + i128::from(delta)).max(0) as u64;
+        if next == 0 {
+            self.dbs.owner_ns_counts.delete(txn, &key).map_err(fatal)?;
+        } else {
+            self.dbs
+                .owner_ns_counts
                 .put(txn, &key, &next.to_be_bytes())
                 .map_err(fatal)?;
         }
