@@ -182,9 +182,12 @@ fn build_ring(cfg: &Config, sq_cpu: Option<usize>) -> Result<(IoUring, State, St
             Err(e2) => {
                 let ring =
                     make(sqpoll, false, false).map_err(|e| format!("io_uring_setup: {e}"))?;
+                // With SQPOLL the kernel runs task work on its own thread: both flags
+                // are refused (EINVAL) by design, not for lack of support.
+                let with = if sqpoll { "refused with SQPOLL: " } else { "" };
                 Ok((
                     ring,
-                    State::Unsupported(format!("DEFER_TASKRUN: {e1}; COOP_TASKRUN: {e2}")),
+                    State::Unsupported(format!("{with}DEFER_TASKRUN: {e1}; COOP_TASKRUN: {e2}")),
                     sqpoll_state,
                 ))
             }
