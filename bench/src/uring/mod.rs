@@ -192,8 +192,8 @@ impl Handle {
         &self.features
     }
 
-    /// Blocks until every thread ends (they end only on error, or after [`Handle::stop`]
-    /// from another handle-holder; `serve`-style binaries call this).
+    /// Blocks until every thread ends, which they do only on an error: what a server
+    /// binary calls after printing its readiness line.
     pub fn wait(mut self) -> Result<(), String> {
         let mut first_err = Ok(());
         for t in self.threads.drain(..) {
