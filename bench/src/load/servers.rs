@@ -10,6 +10,8 @@
 //! - static-web-server: the fixture directory as root, one worker thread.
 //! - rustypaste: a TOML config in a temp dir, no auth token, uploads by multipart `file`.
 //! - ceiling: `bench/src/bin/ceiling.rs`, any path answers 4 KiB from memory.
+//! - ceiling-uring: `bench/src/bin/ceiling_uring.rs` with a variant's flags, `/4k.bin`,
+//!   `/64k.bin`, `/1m.bin` from memory (started by `ceilingbench` only).
 //!
 //! Each server runs pinned to the server CPU; its temp dir is removed when it stops.
 
@@ -103,6 +105,8 @@ pub enum Kind {
     Rustypaste,
     /// Our trivial monoio server answering from memory.
     Ceiling,
+    /// Our io_uring ceiling server (one of its feature variants).
+    CeilingUring,
 }
 
 impl Kind {
@@ -114,6 +118,7 @@ impl Kind {
             Kind::Sws => "sws",
             Kind::Rustypaste => "rustypaste",
             Kind::Ceiling => "ceiling",
+            Kind::CeilingUring => "ceiling-uring",
         }
     }
 
@@ -267,7 +272,7 @@ impl Server {
                 fixture.size
             )));
         }
-        if self.kind != Kind::Ceiling {
+        if !matches!(self.kind, Kind::Ceiling | Kind::CeilingUring) {
             let got = hex(&Sha256::digest(&resp.body));
             if got != fixture.sha256 {
                 return Err(HarnessError::msg(format!(
@@ -695,6 +700,50 @@ pub fn start_ceiling(tools: &Tools, place: &Placement) -> Result<Server, Harness
     })
 }
 
+/// Starts the io_uring ceiling server with a variant's flags (one thread, pinned like
+/// the other servers). Returns it with its `ceiling-uring features ...` line.
+pub fn start_ceiling_uring(
+    bin: &Path,
+    place: &Placement,
+    variant: &str,
+    flags: &[&str],
+) -> Result<(Server, String), HarnessError> {
+    let dir = place.fresh_dir(variant)?;
+    let mut cmd = pinned(place.cpu, bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(flags)
+        .current_dir(&dir);
+    let mut process = ServerProcess::spawn(variant, cmd, &dir.join("server.log"))?;
+    let line = process.wait_for_line("ceiling-uring listening", START_TIMEOUT)?;
+    let addr = parse_addr(&line).ok_or_else(|| {
+        HarnessError::msg(format!("cannot find addr= in {variant}'s line {line:?}"))
+    })?;
+    let features = process
+        .log_tail(8000)
+        .lines()
+        .filter(|l| l.starts_with("ceiling-uring features") || l.starts_with("ceiling-uring lacks"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let paths = ["4k.bin", "64k.bin", "1m.bin"]
+        .into_iter()
+        .map(|n| (n.to_string(), format!("/{n}")))
+        .collect();
+    Ok((
+        Server {
+            kind: Kind::CeilingUring,
+            addr,
+            auth: None,
+            paths,
+            etags: BTreeMap::new(),
+            last_modified: BTreeMap::new(),
+            upload: None,
+            dir,
+            process,
+        },
+        features,
+    ))
+}
+
 /// Starts a server of `kind` for the GET scenarios (ringbox gets the fixtures uploaded),
 /// and checks every fixture with one GET, which also warms the page cache. `only` limits
 /// both to one fixture.
@@ -724,6 +773,11 @@ pub fn start_for_get(
         Kind::Sws => start_sws(tools, place, &fixtures.dir)?,
         Kind::Ceiling => start_ceiling(tools, place)?,
         Kind::Rustypaste => return Err(HarnessError::msg("rustypaste is an upload peer only")),
+        Kind::CeilingUring => {
+            return Err(HarnessError::msg(
+                "ceiling-uring variants are started by ceilingbench (start_ceiling_uring)",
+            ))
+        }
     };
     for f in &fixtures.files {
         if s.paths.contains_key(&f.name) {
