@@ -20,8 +20,9 @@
 //!   about a second of its due time, plus the statistics flush interval).
 //! - **The sweeper** ([`Local::lifecycle_tick`], on worker 0 once a second): due
 //!   objects and share links come from two time indexes (`store/expiry.rs`), never
-//!   from a scan of all objects; each round submits at most `--sweep-batch` (100) of
-//!   them as one writer command, which re-checks each inside its transaction and
+//!   from a scan of all objects; each round submits as many as the last round's cost
+//!   per item says fit in about 10 ms of the writer (at most `--sweep-batch`, 100) as
+//!   one writer command, which re-checks each inside its transaction and
 //!   deletes it with its `object.deleted` event (actor `system`, `changes.reason`
 //!   `expired` or `not_accessed`); the blobs go when nothing else references them.
 //!   Rounds follow each other while there is work, each followed by a pause as long
@@ -38,10 +39,9 @@ use crate::store::{Command, Due, ExpiryCommand, ObjectRecord, Reply, SweepItem, 
 use crate::util::time::{now_ms, parse_ttl};
 
 /// The default of `--sweep-batch`: most items one sweep round (one writer command, one
-/// transaction) deletes. It bounds the transaction, so a write of another client
-/// queued behind it waits for at most one round; measured in `tuning.md` (500 per
-/// round more than doubled other clients' p99 write latency during a sweep, 100 kept
-/// it near the idle figure).
+/// transaction) deletes; rounds are sized to [`ROUND_TARGET`] below this. It bounds
+/// the transaction, so a write of another client queued behind it waits for at most
+/// one round (measured in `tuning.md`).
 pub const DEFAULT_SWEEP_BATCH: usize = 100;
 /// How often the download statistics are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -51,6 +51,25 @@ const TICK_BUDGET: Duration = Duration::from_secs(1);
 /// The sweeper pauses after each round for as long as the round took (at least this),
 /// so it occupies the writer at most about half the time while other clients write.
 const MIN_PAUSE: Duration = Duration::from_millis(2);
+/// How long one round should hold the writer: the next round's size is what the last
+/// one's cost per item says fits in this (never more than `--sweep-batch`). A write
+/// of another client then waits behind at most about this much sweeping, whatever a
+/// deletion costs on this disk (measured in `tuning.md`).
+const ROUND_TARGET: Duration = Duration::from_millis(10);
+/// The size of the first round, before any cost is known.
+const FIRST_ROUND: usize = 10;
+
+/// The size of the round after one that handled `items` in `took`, with `prev` the size
+/// of that round: the cost per item scaled to [`ROUND_TARGET`], averaged with `prev`
+/// so one slow round (a disk hiccup) does not swing the size, within `1..=max`.
+fn next_round_size(prev: usize, items: u64, took: Duration, max: usize) -> usize {
+    if items == 0 {
+        return prev.clamp(1, max);
+    }
+    let per_item = took.as_secs_f64() / items as f64;
+    let fits = (ROUND_TARGET.as_secs_f64() / per_item.max(1e-9)).min(max as f64) as usize;
+    (prev + fits.max(1)).div_ceil(2).clamp(1, max)
+}
 
 /// When objects expire by default, and the not-accessed rules.
 #[derive(Clone, Debug, Default)]
@@ -143,12 +162,11 @@ impl Local {
         })
     }
 
-    /// One sweep round: at most `--sweep-batch` due objects and shares, deleted in one
-    /// writer command. Returns what it did and whether it found a full batch (more
-    /// may be due).
-    pub async fn sweep_round(&self) -> CoreResult<(SweepReport, bool)> {
+    /// One sweep round: at most `batch` due objects and shares, deleted in one writer
+    /// command. Returns what it did and whether it found a full batch (more may be
+    /// due).
+    pub async fn sweep_round(&self, batch: usize) -> CoreResult<(SweepReport, bool)> {
         let now = now_ms();
-        let batch = self.settings.expiry.sweep_batch();
         let mut items = Vec::new();
         for e in self.store.due_expiries(now, batch)? {
             items.push(match e.kind {
@@ -241,9 +259,20 @@ impl Local {
             self.flush_access().await;
         }
         let started = Instant::now();
+        let max = self.settings.expiry.sweep_batch();
         loop {
+            let size = match self.sweep_size.get() {
+                0 => FIRST_ROUND.min(max),
+                n => n.min(max),
+            };
             let round = Instant::now();
-            match self.sweep_round().await {
+            let result = self.sweep_round(size).await;
+            if let Ok((report, _)) = &result {
+                let items = report.objects + report.shares + report.stale;
+                self.sweep_size
+                    .set(next_round_size(size, items, round.elapsed(), max));
+            }
+            match result {
                 Ok((_, true)) => {
                     // Leave the writer to the other clients for a while.
                     monoio::time::sleep(round.elapsed().max(MIN_PAUSE)).await;
@@ -268,6 +297,24 @@ impl Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_are_sized_to_the_target() {
+        // 1 ms an item: 10 fit; from 100 the size halves towards that.
+        let ms = Duration::from_millis;
+        assert_eq!(next_round_size(100, 100, ms(100), 100), 55);
+        assert_eq!(next_round_size(10, 10, ms(10), 100), 10);
+        // Cheap items grow the round, never past the setting.
+        assert_eq!(next_round_size(10, 10, Duration::from_micros(100), 100), 55);
+        assert_eq!(
+            next_round_size(100, 100, Duration::from_micros(10), 100),
+            100
+        );
+        // A very slow round still leaves one item per round.
+        assert_eq!(next_round_size(1, 1, Duration::from_secs(5), 100), 1);
+        // Nothing done: the size stays.
+        assert_eq!(next_round_size(40, 0, ms(3), 100), 40);
+    }
 
     #[test]
     fn rules_and_precedence() {

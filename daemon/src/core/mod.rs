@@ -199,6 +199,8 @@ pub struct Local {
     pub(crate) fanout: std::rc::Rc<events::EventFanout>,
     /// Recently served thumbnails.
     pub(crate) thumbs_mem: RefCell<thumbs::ThumbCache>,
+    /// The expiry sweeper's next round size (0 = none yet; see `expiry.rs`).
+    pub(crate) sweep_size: std::cell::Cell<usize>,
 }
 
 impl Local {
@@ -211,6 +213,7 @@ impl Local {
             creds,
             fanout: std::rc::Rc::new(events::EventFanout::default()),
             thumbs_mem: RefCell::new(thumbs::ThumbCache::default()),
+            sweep_size: std::cell::Cell::new(0),
         }
     }
 
