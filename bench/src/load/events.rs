@@ -503,7 +503,7 @@ impl Fanned {
 
 impl GetBackground {
     /// Subscribes [`SUBSCRIBERS`] clients from the current end of the event log and
-    /// starts the writer (two connections, paced).
+    /// starts the writer (four connections, paced).
     pub fn start(server: &Server) -> Result<GetBackground, HarnessError> {
         let auth = server
             .auth
@@ -511,7 +511,9 @@ impl GetBackground {
             .ok_or_else(|| HarnessError::msg("ringbox has no admin token"))?;
         let since = last_seq(server.addr, &auth)?;
         let subscribers = Subscribers::open(server.addr, Some(&auth), SUBSCRIBERS, since)?;
-        let writer = Writer::start(server.addr, &auth, 2, Some(GET_EVENTS_PER_S), None);
+        // Four connections: with fsync and a saturated worker a create takes tens of
+        // milliseconds, and two connections fell short of the pace (60/s).
+        let writer = Writer::start(server.addr, &auth, 4, Some(GET_EVENTS_PER_S), None);
         Ok(GetBackground {
             subscribers,
             writer,

@@ -233,7 +233,7 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
                 super::events::SUBSCRIBERS
             ),
             description: "The 4 KiB GET while 1,000 WebSocket subscribers of /v1/events are connected and a \
-                          writer creates about 100 small objects a second (two connections, `POST /v1/objects`), \
+                          writer creates about 100 small objects a second (four connections, `POST /v1/objects`), \
                           so ringbox fans out about 100,000 event frames a second meanwhile. The subscribers and \
                           the writer run on the client CPU (they take some of wrk's time there, one reader \
                           thread). Subscribers and writer are set up anew before every ringbox round and checked \
