@@ -42,9 +42,12 @@ struct Args {
     peers: Vec<String>,
 
     /// Scenarios to run (comma-separated), default all: get-4k, get-4k-thumbs,
-    /// get-4k-512, get-64k, get-1m, range-64k, head-4k, revalidate-304, upload-1m,
-    /// upload-1m-fsync, upload-1g, idle-10k. `get` selects the eight GET scenarios,
-    /// `upload` the three uploads.
+    /// get-4k-events, get-4k-512, get-64k, get-1m, range-64k, head-4k, revalidate-304,
+    /// api-4k-<api> and api-1m-<api> for every API (native-id, native-sha, native-jwt,
+    /// native-limited, metaclip, rhinobox, photobackup, pyblob, mediavault),
+    /// events-1000, upload-1m, upload-1m-fsync, upload-1g, idle-10k. Groups: `get` (the
+    /// nine GET scenarios), `api` (every api-*), `api-4k`, `api-1m`, `events`
+    /// (get-4k-events and events-1000), `upload` (the three uploads), `all`.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
 
@@ -161,8 +164,18 @@ fn selected_scenarios(list: &[String]) -> Result<Vec<String>, HarnessError> {
             "get" => ALL
                 .iter()
                 .copied()
-                .filter(|n| !n.starts_with("upload") && !n.starts_with("idle"))
+                .filter(|n| {
+                    !["upload", "idle", "api-", "events-"]
+                        .iter()
+                        .any(|p| n.starts_with(p))
+                })
                 .collect(),
+            group @ ("api" | "api-4k" | "api-1m") => ALL
+                .iter()
+                .copied()
+                .filter(|n| n.starts_with(group) && n.starts_with("api-"))
+                .collect(),
+            "events" => vec!["get-4k-events", "events-1000"],
             "upload" => ALL
                 .iter()
                 .copied()
@@ -172,7 +185,7 @@ fn selected_scenarios(list: &[String]) -> Result<Vec<String>, HarnessError> {
             other if ALL.contains(&other) => vec![other],
             other => {
                 return Err(HarnessError::msg(format!(
-                    "unknown scenario {other:?}; known: {} (or get, upload, all)",
+                    "unknown scenario {other:?}; known: {} (or get, api, api-4k, api-1m, events, upload, all)",
                     ALL.join(", ")
                 )))
             }
@@ -389,4 +402,28 @@ fn run(args: Args) -> Result<(), HarnessError> {
         &report,
         &md,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(list: &[&str]) -> Vec<String> {
+        selected_scenarios(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn groups_select_their_scenarios() {
+        let get = sel(&["get"]);
+        assert_eq!(get.len(), 9);
+        assert!(get.contains(&"get-4k-events".to_string()));
+        assert!(get.iter().all(|n| !n.starts_with("api-")));
+        let api = sel(&["api"]);
+        assert_eq!(api.len(), 18);
+        assert!(sel(&["api-1m"]).iter().all(|n| n.starts_with("api-1m-")));
+        assert_eq!(sel(&["events"]), ["get-4k-events", "events-1000"]);
+        assert_eq!(sel(&["upload"]).len(), 3);
+        assert_eq!(sel(&[]).len(), ALL.len());
+        assert!(selected_scenarios(&["nope".to_string()]).is_err());
+    }
 }

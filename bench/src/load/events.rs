@@ -23,7 +23,7 @@ use serde_json::json;
 use super::http::Conn;
 use super::report::{Better, Measurement, Round, ScenarioResult};
 use super::scenarios::Runner;
-use super::servers::{start_ringbox, Durability};
+use super::servers::{start_ringbox, Durability, Server};
 use super::HarnessError;
 
 /// Subscribers in the events scenarios (the issue's figure).
@@ -32,6 +32,10 @@ pub const SUBSCRIBERS: usize = 1000;
 const FANOUT_OBJECTS: u64 = 3000;
 /// Writer connections of `events-1000`.
 const FANOUT_WRITERS: usize = 8;
+/// Objects per second the writer of `get-4k-events` creates.
+const GET_EVENTS_PER_S: f64 = 100.0;
+/// How long `get-4k-events` waits after the load for the last events to arrive.
+const GET_EVENTS_DRAIN: Duration = Duration::from_secs(10);
 
 /// A fixed `Sec-WebSocket-Key` (the harness does not check the accept value's hash;
 /// ringbox's handshake is covered by its own tests).
@@ -441,6 +445,97 @@ pub fn last_seq(addr: SocketAddr, auth: &str) -> Result<u64, HarnessError> {
         }
         if events.len() < 1000 {
             return Ok(since);
+        }
+    }
+}
+
+/// The background of `get-4k-events`: [`SUBSCRIBERS`] subscribers of `/v1/events` and
+/// a writer creating [`GET_EVENTS_PER_S`] objects a second, for as long as one ringbox
+/// round of the GET runs.
+#[derive(Debug)]
+pub struct GetBackground {
+    subscribers: Subscribers,
+    writer: Writer,
+    started: Instant,
+}
+
+/// What happened in the background of one `get-4k-events` round.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fanned {
+    /// Objects the writer created (one event each).
+    pub created: u64,
+    /// Creates that failed.
+    pub failed: u64,
+    /// Seconds the writer ran.
+    pub seconds: f64,
+    /// Subscribers that stayed open.
+    pub subscribers: usize,
+    /// Subscribers the server closed.
+    pub closed: usize,
+    /// Events the slowest subscriber received.
+    pub fewest_received: u64,
+    /// Whether every open subscriber received every event within the drain time.
+    pub all_delivered: bool,
+}
+
+impl Fanned {
+    /// One line for the notes.
+    pub fn summary(&self) -> String {
+        format!(
+            "ringbox created {} objects meanwhile ({:.0}/s), and fanned their events out to {} WebSocket \
+             subscribers (slowest got {}, {} closed by the server, {} failed creates)",
+            self.created,
+            self.created as f64 / self.seconds.max(0.001),
+            self.subscribers,
+            self.fewest_received,
+            self.closed,
+            self.failed
+        )
+    }
+
+    /// Why the round's figure cannot be trusted, if it cannot: lost or late events,
+    /// closed subscribers or failed writes mean the background did not run as stated.
+    pub fn problem(&self) -> Option<String> {
+        (!self.all_delivered || self.closed > 0 || self.failed > 0 || self.created == 0)
+            .then(|| format!("the events background did not hold: {}", self.summary()))
+    }
+}
+
+impl GetBackground {
+    /// Subscribes [`SUBSCRIBERS`] clients from the current end of the event log and
+    /// starts the writer (four connections, paced).
+    pub fn start(server: &Server) -> Result<GetBackground, HarnessError> {
+        let auth = server
+            .auth
+            .clone()
+            .ok_or_else(|| HarnessError::msg("ringbox has no admin token"))?;
+        let since = last_seq(server.addr, &auth)?;
+        let subscribers = Subscribers::open(server.addr, Some(&auth), SUBSCRIBERS, since)?;
+        // Four connections: with fsync and a saturated worker a create takes tens of
+        // milliseconds, and two connections fell short of the pace (60/s).
+        let writer = Writer::start(server.addr, &auth, 4, Some(GET_EVENTS_PER_S), None);
+        Ok(GetBackground {
+            subscribers,
+            writer,
+            started: Instant::now(),
+        })
+    }
+
+    /// Stops the writer, waits (bounded) for every subscriber to have every event, and
+    /// closes the subscribers.
+    pub fn finish(self) -> Fanned {
+        let (created, failed) = self.writer.finish();
+        let seconds = self.started.elapsed().as_secs_f64();
+        let all_delivered = self.subscribers.wait_for(created, GET_EVENTS_DRAIN);
+        let frames = self.subscribers.frames();
+        Fanned {
+            created,
+            failed,
+            seconds,
+            subscribers: frames.len(),
+            closed: self.subscribers.closed(),
+            fewest_received: frames.iter().min().copied().unwrap_or(0),
+            all_delivered,
         }
     }
 }

@@ -3,12 +3,15 @@
 //! alternating A B A B, pinned to separate CPUs, with every figure reported as a ratio.
 //!
 //! Layout: [`setup`] finds or installs the tools and builds ringbox; [`servers`] starts
-//! each server on loopback with the same files; [`wrk`] and [`http`] generate the load;
-//! ([`hammer`] where wrk cannot: HEAD); [`scenarios`] defines what is measured; [`report`] turns rounds into ratios, tables
-//! and the JSON result file; [`proc`] keeps every child process bounded and killed.
+//! each server on loopback with the same files; [`wrk`] and [`http`] generate the load
+//! ([`hammer`] where wrk cannot: HEAD); [`scenarios`] defines what is measured ([`apis`]:
+//! one row per API download route; [`events`] and [`thumbs`]: background work during a
+//! GET); [`report`] turns rounds into ratios, tables and the JSON result file; [`proc`]
+//! keeps every child process bounded and killed.
 //!
 //! Not done here: remote targets (loopback only, by design), TLS, HTTP/2.
 
+pub mod apis;
 pub mod events;
 pub mod hammer;
 pub mod http;

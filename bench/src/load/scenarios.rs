@@ -6,6 +6,10 @@
 //! figures start from a clean process. In every round each server runs once, in the same
 //! order, directly after the previous one: round *i* of ringbox and of a peer are
 //! neighbours in time, which is what the paired ratios rely on.
+//!
+//! A GET scenario is a plan of labelled loads ([`Planned`]); the one labelled `ringbox`
+//! is compared with every other. Usually each label is a server; the per-API scenarios
+//! (`apis`) put two ringbox routes in one plan (the API's, and `native-by-id`).
 
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -19,8 +23,8 @@ use super::report::{note, Better, Measurement, Round, ScenarioResult};
 use super::servers::{
     start_for_get, start_for_upload, Durability, Fixtures, Kind, Placement, Server, Tools,
 };
-use super::thumbs;
 use super::wrk::{self, WrkRun};
+use super::{events, thumbs};
 use super::{human_bytes, HarnessError};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -115,7 +119,7 @@ impl Profile {
 
 /// Extra header of a GET scenario.
 #[derive(Debug, Clone, Copy)]
-enum Extra {
+pub(super) enum Extra {
     None,
     /// A `Range` header value.
     Range(&'static str),
@@ -125,32 +129,64 @@ enum Extra {
 
 /// A wrk scenario.
 #[derive(Debug, Clone)]
-struct GetSpec {
-    name: &'static str,
-    title: String,
-    description: &'static str,
-    file: &'static str,
-    method: &'static str,
-    connections: usize,
-    extra: Extra,
+pub(super) struct GetSpec {
+    pub(super) name: &'static str,
+    pub(super) title: String,
+    pub(super) description: String,
+    pub(super) file: &'static str,
+    pub(super) method: &'static str,
+    pub(super) connections: usize,
+    pub(super) extra: Extra,
     /// Whether the ceiling server takes part (it only knows a 4 KiB GET).
-    ceiling: bool,
+    pub(super) ceiling: bool,
     /// Status every response must have.
-    status: u16,
-    /// ringbox makes thumbnails of 12-MP JPEGs while it is measured (`get-4k-thumbs`).
-    thumbnails: bool,
+    pub(super) status: u16,
+    /// What ringbox does meanwhile.
+    pub(super) background: Background,
+}
+
+/// Work ringbox does while a GET scenario measures it (peers measure idle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// Nothing.
+    None,
+    /// Thumbnails of 12-MP JPEGs (`get-4k-thumbs`).
+    Thumbnails,
+    /// 1,000 WebSocket subscribers of `/v1/events` and a writer creating objects
+    /// (`get-4k-events`).
+    Events,
 }
 
 /// All scenario names, in run order, for `--scenarios`.
-pub const ALL: [&str; 12] = [
+pub const ALL: &[&str] = &[
     "get-4k",
     "get-4k-thumbs",
+    "get-4k-events",
     "get-4k-512",
     "get-64k",
     "get-1m",
     "range-64k",
     "head-4k",
     "revalidate-304",
+    "api-4k-native-id",
+    "api-4k-native-sha",
+    "api-4k-native-jwt",
+    "api-4k-native-limited",
+    "api-4k-metaclip",
+    "api-4k-rhinobox",
+    "api-4k-photobackup",
+    "api-4k-pyblob",
+    "api-4k-mediavault",
+    "api-1m-native-id",
+    "api-1m-native-sha",
+    "api-1m-native-jwt",
+    "api-1m-native-limited",
+    "api-1m-metaclip",
+    "api-1m-rhinobox",
+    "api-1m-photobackup",
+    "api-1m-pyblob",
+    "api-1m-mediavault",
+    "events-1000",
     "upload-1m",
     "upload-1m-fsync",
     "upload-1g",
@@ -165,14 +201,14 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
             title: format!("GET 4 KiB, {c} conns"),
             description: "GET of a 4 KiB blob by id through ringbox's full API path (bearer token, id lookup, \
                           conditional headers), against a 4 KiB static file on each peer and the ceiling server's \
-                          4 KiB from memory.",
+                          4 KiB from memory.".into(),
             file: "4k.bin",
             method: "GET",
             connections: c,
             extra: Extra::None,
             ceiling: true,
             status: 200,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "get-4k-thumbs",
@@ -181,89 +217,121 @@ fn get_specs(s: &Settings) -> Vec<GetSpec> {
                           JPEGs (uploaded before the GET scenarios; every request a thumbnail not made yet, so \
                           every one is a decode). ringbox runs with its defaults (2 decodes at once, decoding \
                           threads at nice 10), all on the server CPU. nginx serves as in get-4k: compare this \
-                          ratio with get-4k's.",
+                          ratio with get-4k's.".into(),
             file: "4k.bin",
             method: "GET",
             connections: c,
             extra: Extra::None,
             ceiling: false,
             status: 200,
-            thumbnails: true,
+            background: Background::Thumbnails,
+        },
+        GetSpec {
+            name: "get-4k-events",
+            title: format!(
+                "GET 4 KiB, {c} conns, while {} WebSocket subscribers get events",
+                super::events::SUBSCRIBERS
+            ),
+            description: "The 4 KiB GET while 1,000 WebSocket subscribers of /v1/events are connected and a \
+                          writer creates about 100 small objects a second (four connections, `POST /v1/objects`), \
+                          so ringbox fans out about 100,000 event frames a second meanwhile. The subscribers and \
+                          the writer run on the client CPU (they take some of wrk's time there, one reader \
+                          thread). Subscribers and writer are set up anew before every ringbox round and checked \
+                          after it (every subscriber must have every event). nginx serves as in get-4k: compare \
+                          this ratio with get-4k's.".into(),
+            file: "4k.bin",
+            method: "GET",
+            connections: c,
+            extra: Extra::None,
+            ceiling: false,
+            status: 200,
+            background: Background::Events,
         },
         GetSpec {
             name: "get-4k-512",
             title: format!("GET 4 KiB, {} conns", s.many_connections),
-            description: "The 4 KiB GET with many more connections than CPUs: accept and per-connection costs.",
+            description: "The 4 KiB GET with many more connections than CPUs: accept and per-connection costs.".into(),
             file: "4k.bin",
             method: "GET",
             connections: s.many_connections,
             extra: Extra::None,
             ceiling: true,
             status: 200,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "get-64k",
             title: format!("GET 64 KiB, {c} conns"),
-            description: "GET of a 64 KiB blob: the middle ground between header cost and copy cost.",
+            description: "GET of a 64 KiB blob: the middle ground between header cost and copy cost.".into(),
             file: "64k.bin",
             method: "GET",
             connections: c,
             extra: Extra::None,
             ceiling: false,
             status: 200,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "get-1m",
             title: format!("GET 1 MiB, {c} conns"),
-            description: "GET of a 1 MiB blob: the body path (sendfile for nginx, whatever ringbox does).",
+            description: "GET of a 1 MiB blob: the body path (sendfile for nginx, whatever ringbox does).".into(),
             file: "1m.bin",
             method: "GET",
             connections: c,
             extra: Extra::None,
             ceiling: false,
             status: 200,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "range-64k",
             title: format!("64 KiB range of 64 MiB, {c} conns"),
-            description: "GET with `Range: bytes=16777216-16842751` (64 KiB at 16 MiB) out of the 64 MiB blob; 206.",
+            description: "GET with `Range: bytes=16777216-16842751` (64 KiB at 16 MiB) out of the 64 MiB blob; 206.".into(),
             file: "64m.bin",
             method: "GET",
             connections: c,
             extra: Extra::Range("bytes=16777216-16842751"),
             ceiling: false,
             status: 206,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "head-4k",
             title: format!("HEAD 4 KiB, {c} conns"),
-            description: "HEAD of the 4 KiB blob: everything but the body.",
+            description: "HEAD of the 4 KiB blob: everything but the body.".into(),
             file: "4k.bin",
             method: "HEAD",
             connections: c,
             extra: Extra::None,
             ceiling: false,
             status: 200,
-            thumbnails: false,
+            background: Background::None,
         },
         GetSpec {
             name: "revalidate-304",
             title: format!("304 revalidation, {c} conns"),
             description: "GET of the 4 KiB blob with `If-None-Match` set to the ETag the server gave in a first \
-                          request; every answer is 304 Not Modified.",
+                          request; every answer is 304 Not Modified.".into(),
             file: "4k.bin",
             method: "GET",
             connections: c,
             extra: Extra::Revalidate,
             ceiling: false,
             status: 304,
-            thumbnails: false,
+            background: Background::None,
         },
     ]
+}
+
+/// One load of a GET scenario: which server, under which name, with which request.
+#[derive(Debug)]
+pub(super) struct Planned {
+    /// The name in the report ("ringbox" is the one compared with the others).
+    pub label: String,
+    /// Index into the scenario's servers.
+    pub server: usize,
+    /// The load.
+    pub run: WrkRun,
 }
 
 /// One run of the harness: settings, servers' binaries, fixtures, results so far.
@@ -364,11 +432,11 @@ impl Runner {
         self.selected.iter().any(|s| s == scenario)
     }
 
-    fn has(&self, kind: Kind) -> bool {
+    pub(super) fn has(&self, kind: Kind) -> bool {
         self.servers.contains(&kind)
     }
 
-    fn problem(&mut self, p: String) {
+    pub(super) fn problem(&mut self, p: String) {
         eprintln!("load: problem: {}", p.lines().next().unwrap_or(""));
         self.problems.push(p);
     }
@@ -381,6 +449,16 @@ impl Runner {
             .collect();
         if !specs.is_empty() {
             self.run_get_group(&specs);
+        }
+        let apis: Vec<_> = super::apis::scenarios()
+            .into_iter()
+            .filter(|(_, _, name)| self.wants(name))
+            .collect();
+        if !apis.is_empty() {
+            self.run_api_group(&apis);
+        }
+        if self.wants("events-1000") {
+            self.run_events_fanout();
         }
         if self.wants("upload-1m") {
             self.run_uploads("upload-1m", Durability::None);
@@ -418,7 +496,7 @@ impl Runner {
             .filter(|k| *k != Kind::Ceiling || specs.iter().any(|s| s.ceiling))
             .collect();
         let mut servers = self.start_get_servers(&kinds);
-        if specs.iter().any(|s| s.thumbnails) {
+        if specs.iter().any(|s| s.background == Background::Thumbnails) {
             if let Some(rb) = servers.iter_mut().find(|s| s.kind == Kind::Ringbox) {
                 let cache = self
                     .place
@@ -500,7 +578,7 @@ impl Runner {
     }
 
     /// One request like wrk's, checking the status: the scenario's warm-up.
-    fn warm_up(run: &WrkRun, server: &Server, expect: u16) -> Result<(), HarnessError> {
+    pub(super) fn warm_up(run: &WrkRun, server: &Server, expect: u16) -> Result<(), HarnessError> {
         let target = run
             .url
             .trim_start_matches(&format!("http://{}", server.addr))
@@ -527,7 +605,7 @@ impl Runner {
     fn run_get(&mut self, spec: &GetSpec, servers: &mut [Server]) -> ScenarioResult {
         eprintln!("load: scenario {} ({})", spec.name, spec.title);
         let mut notes = Vec::new();
-        let mut plan: Vec<(usize, WrkRun)> = Vec::new();
+        let mut plan: Vec<Planned> = Vec::new();
         let mut command = String::new();
         for (i, server) in servers.iter().enumerate() {
             if server.kind == Kind::Ceiling && !spec.ceiling {
@@ -572,19 +650,42 @@ impl Runner {
                     server.auth.as_deref(),
                 );
             }
-            plan.push((i, run));
+            plan.push(Planned {
+                label: server.name().to_string(),
+                server: i,
+                run,
+            });
         }
+        self.measure_get(spec, &plan, servers, notes, command)
+    }
+
+    /// The A B A B rounds of a planned GET scenario; `label == "ringbox"` is the one
+    /// measured against the others (and the one given the spec's background work).
+    pub(super) fn measure_get(
+        &mut self,
+        spec: &GetSpec,
+        plan: &[Planned],
+        servers: &mut [Server],
+        mut notes: Vec<String>,
+        command: String,
+    ) -> ScenarioResult {
         let mut rounds = Vec::new();
         for round in 1..=self.settings.rounds {
             let mut r = Round {
                 round,
                 results: Vec::new(),
             };
-            for (i, run) in &plan {
+            for Planned {
+                label,
+                server: i,
+                run,
+            } in plan
+            {
                 let server = &mut servers[*i];
+                let measured = label == "ringbox";
                 // With --perf, ringbox's first round is recorded while it runs.
                 let profile = match &self.settings.perf_dir {
-                    Some(dir) if round == 1 && server.kind == Kind::Ringbox => {
+                    Some(dir) if round == 1 && measured => {
                         match Profile::start(dir, spec.name, server.pid(), self.settings.duration) {
                             Ok(p) => Some(p),
                             Err(e) => {
@@ -596,14 +697,27 @@ impl Runner {
                     _ => None,
                 };
                 // get-4k-thumbs: ringbox makes thumbnails while it is measured.
-                let background = (spec.thumbnails && server.kind == Kind::Ringbox)
+                let background = (spec.background == Background::Thumbnails && measured)
                     .then(|| thumbs::Background::start(server));
+                // get-4k-events: subscribers and a writer while it is measured.
+                let events = match (spec.background == Background::Events && measured)
+                    .then(|| events::GetBackground::start(server))
+                {
+                    Some(Err(e)) => {
+                        self.problem(format!("[{}] round {round}: {e}", spec.name));
+                        r.results.push((label.clone(), failed(e)));
+                        continue;
+                    }
+                    Some(Ok(b)) => Some(b),
+                    None => None,
+                };
                 let res = if run.method == "HEAD" || self.settings.hammer_all {
                     Self::hammer(run, server)
                 } else {
                     wrk::run(run, self.settings.client_cpu, &self.place.run_dir)
                 };
                 let made = background.map(thumbs::Background::finish);
+                let fanned = events.map(events::GetBackground::finish);
                 if let Some(p) = profile {
                     match p.finish() {
                         Ok(path) => note(
@@ -635,6 +749,16 @@ impl Runner {
                         ),
                     );
                 }
+                if let Some(f) = fanned {
+                    if let serde_json::Value::Object(d) = &mut m.detail {
+                        d.insert("events".into(), json!(f));
+                    }
+                    note(&mut notes, format!("round {round}: {}", f.summary()));
+                    if let Some(p) = f.problem() {
+                        m.error = Some(p);
+                        m.value = None;
+                    }
+                }
                 let m = match server.check_alive() {
                     Ok(()) => m,
                     Err(e) => {
@@ -642,22 +766,15 @@ impl Runner {
                         failed(e)
                     }
                 };
-                progress(
-                    spec.name,
-                    round,
-                    self.settings.rounds,
-                    server.name(),
-                    &m,
-                    "req/s",
-                );
-                r.results.push((server.name().to_string(), m));
+                progress(spec.name, round, self.settings.rounds, label, &m, "req/s");
+                r.results.push((label.clone(), m));
             }
             rounds.push(r);
         }
         let mut result = ScenarioResult {
             name: spec.name.into(),
             title: spec.title.clone(),
-            description: spec.description.into(),
+            description: spec.description.clone(),
             unit: "req/s".into(),
             better: Better::Higher,
             command,

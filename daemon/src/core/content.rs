@@ -142,44 +142,86 @@ impl Local {
         })
     }
 
+    /// The content of the object holding `alias` ("scheme:value": a dialect's short
+    /// id, path or content hash) as `caller` may see it, from the worker's hot cache
+    /// like [`Local::object_content`] (the alias lookup is cached too, under the same
+    /// generation). `NotFound` when no object holds it, the caller may not read it or
+    /// it expired; `pending` without content.
+    pub fn object_content_by_alias(
+        &self,
+        caller: &Caller,
+        alias: &str,
+    ) -> CoreResult<Rc<HotEntry>> {
+        let generation = self.data_generation();
+        let cached = self.hot.borrow_mut().alias(alias, generation);
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let rec = self.store.get_by_alias(alias)?;
+                let id = rec.as_ref().map(|r| r.id);
+                let mut hot = self.hot.borrow_mut();
+                hot.insert_alias(alias, generation, id);
+                if let Some(rec) = rec {
+                    hot.insert(rec.id, generation, Rc::new(HotEntry::new(rec)));
+                }
+                id
+            }
+        };
+        match id {
+            Some(id) => self.object_content(caller, id),
+            None => Err(CoreError::not_found("the object")),
+        }
+    }
+
     /// The content of a blob by its hash (no object, no name): for admins (and
     /// everyone when the store is public), and for users who own an object with that
-    /// content; others are told it does not exist.
-    pub fn blob_content(&self, caller: &Caller, sha: [u8; 32]) -> CoreResult<Representation> {
-        let visible = self.settings.policy.sees_everything(caller)
-            || match caller.user() {
-                Some(user) => self.store.owner_has_blob(user, &sha)?,
-                None => false,
-            };
-        if !visible {
+    /// content; others are told it does not exist. Served from the worker's hot cache
+    /// (the representation and the ownership answer), like content by id: a hot blob
+    /// costs no LMDB read and no formatting. Whether its file is still there is checked
+    /// by [`Local::serve`] at every request, as for objects.
+    pub fn blob_content(&self, caller: &Caller, sha: [u8; 32]) -> CoreResult<Rc<Representation>> {
+        let generation = self.data_generation();
+        if !self.may_see_blob(caller, &sha)? {
             return Err(CoreError::not_found("a blob with this hash"));
         }
-        let b = self
-            .store
-            .get_blob(&sha)?
-            .filter(|b| b.refcount > 0)
-            .ok_or_else(|| CoreError::not_found("a blob with this hash"))?;
-        let hex_name = hex::encode(&sha);
-        let secs = (b.created_at_ms / 1000).max(0) as u64;
-        let lm = format_http_date(secs);
-        let inline = ringbox_protocol::response::content_disposition(
-            ringbox_protocol::response::DispositionKind::Inline,
-            &hex_name,
-        );
-        Ok(Representation {
-            sha,
-            size: b.size,
-            mime: "application/octet-stream".into(),
-            etag: format!("\"{hex_name}\"").into(),
-            last_modified_secs: secs,
-            last_modified: std::str::from_utf8(&lm).unwrap_or_default().into(),
-            filename: hex_name.into(),
-            inline_disposition: inline.into(),
-            text: None,
-            object: None,
-            state: State::Stored,
-            external: None,
-        })
+        let cached = self.hot.borrow_mut().blob(&sha, generation);
+        let rep = match cached {
+            Some(rep) => rep,
+            None => {
+                let rep = self
+                    .store
+                    .get_blob(&sha)?
+                    .filter(|b| b.refcount > 0)
+                    .map(|b| Rc::new(blob_representation(sha, b.size, b.created_at_ms)));
+                self.hot
+                    .borrow_mut()
+                    .insert_blob(sha, generation, rep.clone());
+                rep
+            }
+        };
+        rep.ok_or_else(|| CoreError::not_found("a blob with this hash"))
+    }
+
+    /// Whether `caller` may read content by hash `sha`: admins (and everyone when the
+    /// store is public), and users who own an object with that content. The owner
+    /// answer is cached in the worker's hot cache under the data generation.
+    pub(crate) fn may_see_blob(&self, caller: &Caller, sha: &[u8; 32]) -> CoreResult<bool> {
+        if self.settings.policy.sees_everything(caller) {
+            return Ok(true);
+        }
+        let Some(user) = caller.user() else {
+            return Ok(false);
+        };
+        let generation = self.data_generation();
+        let cached = self.hot.borrow_mut().owns_blob(user, sha, generation);
+        if let Some(owns) = cached {
+            return Ok(owns);
+        }
+        let owns = self.store.owner_has_blob(user, sha)?;
+        self.hot
+            .borrow_mut()
+            .insert_owns_blob(user, *sha, generation, owns);
+        Ok(owns)
     }
 
     /// Decide what to answer for `conditions`, and open the bytes for a 200/206. A
@@ -343,6 +385,32 @@ impl Local {
     }
 }
 
+/// The representation of a managed blob served by hash: `application/octet-stream`,
+/// named by its hash, last modified when the blob was first stored.
+fn blob_representation(sha: [u8; 32], size: u64, created_at_ms: i64) -> Representation {
+    let hex_name = hex::encode(&sha);
+    let secs = (created_at_ms / 1000).max(0) as u64;
+    let lm = format_http_date(secs);
+    let inline = ringbox_protocol::response::content_disposition(
+        ringbox_protocol::response::DispositionKind::Inline,
+        &hex_name,
+    );
+    Representation {
+        sha,
+        size,
+        mime: "application/octet-stream".into(),
+        etag: format!("\"{hex_name}\"").into(),
+        last_modified_secs: secs,
+        last_modified: std::str::from_utf8(&lm).unwrap_or_default().into(),
+        filename: hex_name.into(),
+        inline_disposition: inline.into(),
+        text: None,
+        object: None,
+        state: State::Stored,
+        external: None,
+    }
+}
+
 thread_local! {
     /// Set while a request that sends no body (a `HEAD`) is being handled on this
     /// thread (see [`BodylessScope`]).
@@ -390,5 +458,158 @@ impl<F: Future + Unpin> Future for BodylessScope<F> {
         }
         let _restore = Restore(before);
         Pin::new(&mut this.inner).poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::stream::MemoryStream;
+    use crate::core::test_support::{admin, user, with_services};
+    use crate::core::upload::{KeyedFile, NewObject};
+    use sha2::Digest as _;
+
+    fn new_object(name: &str) -> NewObject {
+        NewObject {
+            namespace: "default".into(),
+            name: name.into(),
+            ..NewObject::default()
+        }
+    }
+
+    async fn upload(svc: &Local, caller: &Caller, name: &str, data: &[u8]) -> ObjectId {
+        let mut body = MemoryStream::new(data.to_vec(), 4096);
+        let blob = svc.store_stream(caller, &mut body).await.unwrap();
+        svc.create_file(caller, new_object(name), blob, None)
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn body_of(svc: &Local, rep: &Representation) -> CoreResult<Vec<u8>> {
+        match svc.serve(rep, &Conditions::default()).await? {
+            Served::Full(BlobSource::Memory(m)) => Ok(m.to_vec()),
+            other => panic!("expected a 200 from memory, got {other:?}"),
+        }
+    }
+
+    /// A blob by hash is served from the hot cache like an object by id, and every
+    /// rule still holds: others do not see it, a file deleted behind our back is a 410
+    /// at once, and a blob no object holds any more is gone.
+    #[test]
+    fn blob_by_hash_is_cached_and_checked_per_request() {
+        with_services(|svc| async move {
+            let (a, bob) = (admin(), user("bob"));
+            let data = vec![7u8; 4096];
+            let sha: [u8; 32] = sha2::Sha256::digest(&data).into();
+            let id = upload(&svc, &a, "a.bin", &data).await;
+
+            let first = svc.blob_content(&a, sha).unwrap();
+            let second = svc.blob_content(&a, sha).unwrap();
+            assert!(Rc::ptr_eq(&first, &second), "the second lookup is cached");
+            assert_eq!(body_of(&svc, &second).await.unwrap(), data);
+            assert_eq!(&*first.etag, format!("\"{}\"", hex::encode(&sha)));
+            assert!(first.object.is_none());
+
+            // Not bob's content (twice: the negative answer is cached too).
+            for _ in 0..2 {
+                let e = svc.blob_content(&bob, sha).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::NotFound);
+            }
+            let unknown = [9u8; 32];
+            for _ in 0..2 {
+                let e = svc.blob_content(&a, unknown).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::NotFound);
+            }
+
+            // The file vanishes behind ringbox's back: noticed on the next request
+            // although the representation is cached.
+            let path = svc.store.blob_path(&sha);
+            std::fs::remove_file(&path).unwrap();
+            let cached = svc.blob_content(&a, sha).unwrap();
+            assert!(Rc::ptr_eq(&first, &cached));
+            let e = body_of(&svc, &cached).await.unwrap_err();
+            assert_eq!((e.kind, e.code), (ErrorKind::Gone, "lost"));
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(body_of(&svc, &cached).await.unwrap(), data);
+
+            // The only object with that content goes: so does the blob by hash.
+            svc.delete_object(&a, id).await.unwrap();
+            let e = svc.blob_content(&a, sha).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::NotFound);
+        });
+    }
+
+    /// A user sees a blob by hash once they own an object with that content, at once
+    /// (the cached "does not own" answer goes with the write).
+    #[test]
+    fn blob_ownership_follows_writes() {
+        with_services(|svc| async move {
+            let (a, bob) = (admin(), user("bob"));
+            let data = b"shared bytes".repeat(100);
+            let sha: [u8; 32] = sha2::Sha256::digest(&data).into();
+            upload(&svc, &a, "a.bin", &data).await;
+            assert_eq!(
+                svc.blob_content(&bob, sha).unwrap_err().kind,
+                ErrorKind::NotFound
+            );
+            let mine = upload(&svc, &bob, "b.bin", &data).await;
+            assert_eq!(
+                body_of(&svc, &svc.blob_content(&bob, sha).unwrap())
+                    .await
+                    .unwrap(),
+                data
+            );
+            svc.delete_object(&bob, mine).await.unwrap();
+            assert_eq!(
+                svc.blob_content(&bob, sha).unwrap_err().kind,
+                ErrorKind::NotFound
+            );
+        });
+    }
+
+    /// Content by alias (RhinoBox's `hash:`) comes from the hot cache, and access and
+    /// expiry are still decided at every request.
+    #[test]
+    fn content_by_alias_is_cached_and_checked_per_request() {
+        with_services(|svc| async move {
+            let (a, bob) = (admin(), user("bob"));
+            let data = vec![3u8; 2000];
+            let mut body = MemoryStream::new(data.clone(), 4096);
+            let blob = svc.store_stream(&a, &mut body).await.unwrap();
+            let new = NewObject {
+                expires_at_ms: Some(now_ms() + 400),
+                ..new_object("k.bin")
+            };
+            let created = svc
+                .create_files_keyed(
+                    &a,
+                    vec![KeyedFile {
+                        new,
+                        blob,
+                        claimed_type: None,
+                        key: "test:key".into(),
+                        aliases: Vec::new(),
+                    }],
+                )
+                .await;
+            assert!(created[0].is_ok());
+
+            let first = svc.object_content_by_alias(&a, "test:key").unwrap();
+            let second = svc.object_content_by_alias(&a, "test:key").unwrap();
+            assert!(Rc::ptr_eq(&first, &second), "the second lookup is cached");
+            assert_eq!(body_of(&svc, second.rep()).await.unwrap(), data);
+            for _ in 0..2 {
+                let e = svc.object_content_by_alias(&bob, "test:key").unwrap_err();
+                assert_eq!(e.kind, ErrorKind::NotFound);
+                let e = svc.object_content_by_alias(&a, "test:other").unwrap_err();
+                assert_eq!(e.kind, ErrorKind::NotFound);
+            }
+
+            // Expired while cached: not served.
+            monoio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let e = svc.object_content_by_alias(&a, "test:key").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::NotFound);
+        });
     }
 }

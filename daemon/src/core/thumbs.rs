@@ -787,12 +787,7 @@ impl Local {
         size: u32,
         format: ThumbFormat,
     ) -> CoreResult<Rc<Representation>> {
-        let visible = self.settings.policy.sees_everything(caller)
-            || match caller.user() {
-                Some(user) => self.store.owner_has_blob(user, &sha)?,
-                None => false,
-            };
-        if !visible {
+        if !self.may_see_blob(caller, &sha)? {
             return Err(CoreError::not_found("a content with this hash"));
         }
         if self.store.get_blob(&sha)?.is_some_and(|b| b.refcount > 0) {

@@ -91,20 +91,20 @@ async fn respond_with(
     Ok(resp)
 }
 
+/// The content of the object holding `alias` (its `hash:` or `path:` alias), through
+/// the core's hot cache (no LMDB read for a hot file). `not_found` builds the seed's
+/// 404 when no file the caller may see holds it.
 async fn serve_object(
     ctx: &Ctx<'_>,
-    rec: ObjectRecord,
+    alias: &str,
     disposition: Disposition,
-    what: &str,
+    not_found: impl FnOnce() -> ApiError,
 ) -> HandlerResult {
     let entry = ctx
         .svc
-        .object_content(&ctx.req.caller, rec.id)
+        .object_content_by_alias(&ctx.req.caller, alias)
         .map_err(|e| match e.kind {
-            // Deleted since the lookup.
-            ErrorKind::NotFound => {
-                ApiError::new(404, "not_found", format!("file not found: {what}"))
-            }
+            ErrorKind::NotFound => not_found(),
             _ => ApiError::from(e),
         })?;
     respond_with(
@@ -127,8 +127,11 @@ async fn serve(ctx: Ctx<'_>, default: Disposition) -> HandlerResult {
     let caller = &ctx.req.caller;
     match (param(&q, "hash"), param(&q, "path")) {
         (Some(h), _) => {
-            let rec = by_hash(ctx.svc, caller, h)?;
-            serve_object(&ctx, rec, disposition, &format!("hash {h}")).await
+            // A malformed hash names no file.
+            let Some(hash) = parse_hash(h) else {
+                return Err(not_found_hash(h));
+            };
+            serve_object(&ctx, &hash_alias(&hash), disposition, || not_found_hash(h)).await
         }
         (None, Some(p)) if p.starts_with("json/") => {
             if has_traversal(p) {
@@ -153,8 +156,10 @@ async fn serve(ctx: Ctx<'_>, default: Disposition) -> HandlerResult {
             .await
         }
         (None, Some(p)) => {
-            let rec = by_path(ctx.svc, caller, p)?;
-            serve_object(&ctx, rec, disposition, &format!("path {p}")).await
+            if has_traversal(p) {
+                return Err(traversal());
+            }
+            serve_object(&ctx, &path_alias(p), disposition, || not_found_path(p)).await
         }
         (None, None) => Err(ApiError::bad_request(
             "hash or path query parameter is required",
