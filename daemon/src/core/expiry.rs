@@ -21,13 +21,14 @@
 //! - **The sweeper** ([`Local::lifecycle_tick`], on worker 0 once a second): due
 //!   objects and share links come from two time indexes (`store/expiry.rs`), never
 //!   from a scan of all objects; each round submits as many as the last round's cost
-//!   per item says fit in about 10 ms of the writer (at most `--sweep-batch`, 100) as
+//!   per item says fit in about 5 ms of the writer (at most `--sweep-batch`, 100) as
 //!   one writer command, which re-checks each inside its transaction and
 //!   deletes it with its `object.deleted` event (actor `system`, `changes.reason`
 //!   `expired` or `not_accessed`); the blobs go when nothing else references them.
-//!   Rounds follow each other while there is work, each followed by a pause as long
-//!   as the round, so other clients' writes find the writer free half the time and
-//!   wait behind at most one small round (measured in `tuning.md`).
+//!   Rounds follow each other while there is work, each followed by a pause three
+//!   times as long as the round, so other clients' writes find the writer free three
+//!   quarters of the time and wait behind at most one small round (measured in
+//!   `tuning.md`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -48,14 +49,16 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How long one lifecycle tick may keep sweeping before it returns (the statistics
 /// flush and the shutdown check run between ticks).
 const TICK_BUDGET: Duration = Duration::from_secs(1);
-/// The sweeper pauses after each round for as long as the round took (at least this),
-/// so it occupies the writer at most about half the time while other clients write.
+/// The sweeper pauses after each round for [`PAUSE_FACTOR`] times as long as the round
+/// took (at least this), so it occupies the writer at most about a quarter of the
+/// time: other clients' writes rarely meet a round, and wait for at most one.
 const MIN_PAUSE: Duration = Duration::from_millis(2);
+const PAUSE_FACTOR: u32 = 3;
 /// How long one round should hold the writer: the next round's size is what the last
 /// one's cost per item says fits in this (never more than `--sweep-batch`). A write
 /// of another client then waits behind at most about this much sweeping, whatever a
 /// deletion costs on this disk (measured in `tuning.md`).
-const ROUND_TARGET: Duration = Duration::from_millis(10);
+const ROUND_TARGET: Duration = Duration::from_millis(5);
 /// The size of the first round, before any cost is known.
 const FIRST_ROUND: usize = 10;
 
@@ -251,7 +254,7 @@ impl Local {
 
     /// Worker 0's lifecycle task calls this: write the download statistics every
     /// [`FLUSH_EVERY`], and sweep while there is work, for about a second at most,
-    /// pausing after each round as long as it took. Returns whether more may be due
+    /// pausing after each round three times as long as it took. Returns whether more may be due
     /// (the caller then calls again without waiting).
     pub async fn lifecycle_tick(&self, last_flush: &mut Instant) -> bool {
         if last_flush.elapsed() >= FLUSH_EVERY {
@@ -275,7 +278,7 @@ impl Local {
             match result {
                 Ok((_, true)) => {
                     // Leave the writer to the other clients for a while.
-                    monoio::time::sleep(round.elapsed().max(MIN_PAUSE)).await;
+                    monoio::time::sleep((round.elapsed() * PAUSE_FACTOR).max(MIN_PAUSE)).await;
                     if started.elapsed() >= TICK_BUDGET {
                         return true;
                     }
@@ -300,10 +303,10 @@ mod tests {
 
     #[test]
     fn rounds_are_sized_to_the_target() {
-        // 1 ms an item: 10 fit; from 100 the size halves towards that.
+        // 1 ms an item: 5 fit; from 100 the size halves towards that, and stays there.
         let ms = Duration::from_millis;
-        assert_eq!(next_round_size(100, 100, ms(100), 100), 55);
-        assert_eq!(next_round_size(10, 10, ms(10), 100), 10);
+        assert_eq!(next_round_size(100, 100, ms(100), 100), 53);
+        assert_eq!(next_round_size(5, 5, ms(5), 100), 5);
         // Cheap items grow the round, never past the setting.
         assert_eq!(next_round_size(10, 10, Duration::from_micros(100), 100), 55);
         assert_eq!(
