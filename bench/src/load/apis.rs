@@ -39,6 +39,11 @@ pub enum Daemon {
     AnonymousWrite,
     /// The native API behind a rate limit no client reaches: the limiter's cost.
     RateLimited,
+    /// Media Vault without its default rate limits (1,000 a minute per user would
+    /// refuse nearly every request of a load run).
+    MediaVaultOpen,
+    /// Media Vault behind limits no client reaches: the limiter's cost on its route.
+    MediaVaultLimited,
 }
 
 impl Daemon {
@@ -48,6 +53,11 @@ impl Daemon {
             Daemon::Default => &[],
             Daemon::AnonymousWrite => &["--anonymous", "write"],
             Daemon::RateLimited => &["--rate-limit", "native=4000000000,4000000000,4000000000"],
+            Daemon::MediaVaultOpen => &["--rate-limit", "mediavault=0,0,0"],
+            Daemon::MediaVaultLimited => &[
+                "--rate-limit",
+                "mediavault=4000000000,4000000000,4000000000",
+            ],
         }
     }
 }
@@ -188,7 +198,16 @@ pub const ROWS: &[ApiRow] = &[
     ApiRow {
         api: "mediavault",
         names: ["api-4k-mediavault", "api-1m-mediavault"],
-        daemon: Daemon::Default,
+        daemon: Daemon::MediaVaultOpen,
+        upload: Upload::MediaVault,
+        get: "/api/v1/media/{id}/download",
+        auth: Auth::Jwt("/api/v1/auth/login"),
+        optional: true,
+    },
+    ApiRow {
+        api: "mediavault-limited",
+        names: ["api-4k-mediavault-limited", "api-1m-mediavault-limited"],
+        daemon: Daemon::MediaVaultLimited,
         upload: Upload::MediaVault,
         get: "/api/v1/media/{id}/download",
         auth: Auth::Jwt("/api/v1/auth/login"),
@@ -346,9 +365,14 @@ fn upload(
             Ok(id)
         }
         Upload::RhinoBox | Upload::Photobackup | Upload::PyBlob | Upload::MediaVault => {
+            let upload_name = match row.upload {
+                Upload::Photobackup => format!("{}.png", file.trim_end_matches(".bin")),
+                _ => file.to_string(),
+            };
             let (method, target, paths): (&str, String, &[&str]) = match row.upload {
                 Upload::RhinoBox => ("POST", "/ingest/media".into(), &["stored.0.hash"]),
-                Upload::Photobackup => ("PUT", format!("/image/{file}"), &["sha256"]),
+                // photobackup takes png, jpg, jpeg and gif names only.
+                Upload::Photobackup => ("PUT", format!("/image/{upload_name}"), &["sha256"]),
                 Upload::PyBlob => ("POST", "/upload".into(), &["file_id", "data.file_id"]),
                 _ => (
                     "POST",
@@ -356,7 +380,7 @@ fn upload(
                     &["data.id", "id", "data.media.id"],
                 ),
             };
-            let (ct, body) = multipart("file", file, bytes);
+            let (ct, body) = multipart("file", &upload_name, bytes);
             headers.push(("Content-Type", &ct));
             let r = call(server, method, &target, &headers, Some(&body))?;
             let what = format!("{method} {target}");
