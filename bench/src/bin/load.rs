@@ -419,7 +419,7 @@ mod tests {
         assert!(get.contains(&"get-4k-events".to_string()));
         assert!(get.iter().all(|n| !n.starts_with("api-")));
         let api = sel(&["api"]);
-        assert_eq!(api.len(), 18);
+        assert_eq!(api.len(), 20);
         assert!(sel(&["api-1m"]).iter().all(|n| n.starts_with("api-1m-")));
         assert_eq!(sel(&["events"]), ["get-4k-events", "events-1000"]);
         assert_eq!(sel(&["upload"]).len(), 3);

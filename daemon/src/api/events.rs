@@ -16,7 +16,7 @@ use ringbox_protocol::head::Method;
 use ringbox_protocol::websocket::close_code;
 use serde_json::json;
 
-use crate::core::events::{event_json, EventFilter, StreamItem};
+use crate::core::events::{event_json, event_text, EventFilter, StreamItem};
 use crate::handler;
 use crate::http::auth::AuthScheme;
 use crate::http::errors::{render_native, ApiError};
@@ -113,7 +113,7 @@ async fn session(ws: WebSocket, mut stream: crate::core::events::EventStream) {
         monoio::select! {
             item = stream.next() => match item {
                 Ok(StreamItem::Event(ev)) => {
-                    if ws.send_text(&event_json(&ev).to_string()).is_err() {
+                    if ws.send_text(&event_text(&ev)).is_err() {
                         let reason = format!("too slow; resume with since={}", stream.position().saturating_sub(1));
                         ws.close(close_code::POLICY_VIOLATION, &reason).await;
                         return;

@@ -152,9 +152,19 @@ impl Local {
         caller: &Caller,
         alias: &str,
     ) -> CoreResult<Rc<HotEntry>> {
+        match self.alias_target(alias)? {
+            Some(id) => self.object_content(caller, id),
+            None => Err(CoreError::not_found("the object")),
+        }
+    }
+
+    /// The id of the object holding `alias`, whoever asks (the callers decide access),
+    /// from the worker's hot cache under the data generation; a miss reads LMDB once
+    /// and caches the record too.
+    pub(crate) fn alias_target(&self, alias: &str) -> CoreResult<Option<ObjectId>> {
         let generation = self.data_generation();
         let cached = self.hot.borrow_mut().alias(alias, generation);
-        let id = match cached {
+        Ok(match cached {
             Some(id) => id,
             None => {
                 let rec = self.store.get_by_alias(alias)?;
@@ -166,11 +176,7 @@ impl Local {
                 }
                 id
             }
-        };
-        match id {
-            Some(id) => self.object_content(caller, id),
-            None => Err(CoreError::not_found("the object")),
-        }
+        })
     }
 
     /// The content of a blob by its hash (no object, no name): for admins (and

@@ -68,6 +68,37 @@ impl EventFilter {
     }
 }
 
+/// How many recent events' texts a worker keeps for [`event_text`].
+const RECENT_TEXTS: usize = 64;
+/// The latest texts of [`event_text`], keyed by (seq, time).
+type RecentTexts = std::collections::VecDeque<((u64, i64), std::rc::Rc<str>)>;
+
+/// [`event_json`] as text, made once per worker however many of its subscribers
+/// send the event: they receive the same events in the same order, so a short list
+/// of the latest texts (keyed by the unique `seq`) serves them all, and a thousand
+/// subscribers no longer cost a thousand serialisations of every event. (The key adds
+/// the event's time to its `seq` so that two stores in one thread, as in tests, never
+/// share a text.)
+pub fn event_text(ev: &EventRecord) -> std::rc::Rc<str> {
+    thread_local! {
+        static RECENT: std::cell::RefCell<RecentTexts> =
+            const { std::cell::RefCell::new(RecentTexts::new()) };
+    }
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let key = (ev.seq, ev.at_ms);
+        if let Some((_, text)) = recent.iter().rev().find(|(k, _)| *k == key) {
+            return text.clone();
+        }
+        let text: std::rc::Rc<str> = event_json(ev).to_string().into();
+        if recent.len() == RECENT_TEXTS {
+            recent.pop_front();
+        }
+        recent.push_back((key, text.clone()));
+        text
+    })
+}
+
 /// The JSON of an event, the same in pages, streams and webhooks.
 pub fn event_json(ev: &EventRecord) -> Value {
     let mut v = json!({
@@ -332,5 +363,45 @@ impl EventStream {
         };
         self.pending.clear();
         Ok(Some(self.caller.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, kind: &str) -> EventRecord {
+        EventRecord {
+            seq,
+            kind: kind.into(),
+            at_ms: 1_700_000_000_000,
+            actor: "anonymous".into(),
+            owner: None,
+            object: None,
+            subject: Some("u1".into()),
+            changes_json: None,
+        }
+    }
+
+    #[test]
+    fn an_events_text_is_made_once_per_worker() {
+        let a = event(7, "user.created");
+        let first = event_text(&a);
+        assert_eq!(&*first, event_json(&a).to_string());
+        // Another subscriber sending the same event gets the same text.
+        assert!(std::rc::Rc::ptr_eq(&first, &event_text(&a)));
+        // Another event (or the same seq at another time: another store) is its own.
+        let b = event(8, "user.deleted");
+        assert_eq!(&*event_text(&b), event_json(&b).to_string());
+        let mut other = event(7, "user.deleted");
+        other.at_ms += 1;
+        assert_eq!(&*event_text(&other), event_json(&other).to_string());
+        // The list is bounded: old texts are made again, equal to the first.
+        for seq in 100..100 + RECENT_TEXTS as u64 {
+            event_text(&event(seq, "user.created"));
+        }
+        let again = event_text(&a);
+        assert!(!std::rc::Rc::ptr_eq(&first, &again));
+        assert_eq!(first, again);
     }
 }

@@ -188,14 +188,14 @@ impl Local {
         if !is_short_id(id) {
             return Err(CoreError::not_found("the file"));
         }
-        let rec = self
-            .store
-            .get_by_alias(&format!("{scheme}:{id}"))?
+        // Both lookups come from the worker's hot cache: a hot link costs no LMDB read.
+        let target = self
+            .alias_target(&format!("{scheme}:{id}"))?
             .ok_or_else(|| CoreError::not_found("the file"))?;
         if !self.is_public_scheme(scheme) {
-            return self.object_content(caller, rec.id);
+            return self.object_content(caller, target);
         }
-        let entry = self.content_entry(rec.id)?;
+        let entry = self.content_entry(target)?;
         if is_expired(&entry.rec, now_ms()) {
             return Err(CoreError::not_found("the file"));
         }
