@@ -21,8 +21,9 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    core_error, created, invalid, json_object, media_for, media_id, media_json, no_content, ok,
-    only_fields, opt_string, page_params, paged, with_request_id, NAMESPACE,
+    core_error, created, invalid, is_callers_media, json_object, media_for, media_id, media_json,
+    no_content, not_found, ok, only_fields, opt_string, page_params, paged, with_request_id,
+    NAMESPACE,
 };
 use crate::core::objects::Change;
 use crate::core::shares::NewShare;
@@ -252,11 +253,17 @@ pub async fn delete(ctx: Ctx<'_>) -> HandlerResult {
 /// `GET /media/{id}/download`
 pub async fn download(ctx: Ctx<'_>) -> HandlerResult {
     let id = media_id(ctx.req.param(0))?;
-    media_for(&ctx, id)?;
-    let entry = ctx
-        .svc
-        .object_content(&ctx.req.caller, id)
-        .map_err(core_error)?;
+    // The hot path reads the worker's cache only; the ownership rule is `media_for`'s,
+    // which also decides (from LMDB) what a failed lookup answers: 404 for anything
+    // not the caller's, the content's own error otherwise.
+    let entry = match ctx.svc.object_content(&ctx.req.caller, id) {
+        Ok(entry) if is_callers_media(&ctx, &entry.rec) => entry,
+        Ok(_) => return Err(not_found("media")),
+        Err(e) => {
+            media_for(&ctx, id)?;
+            return Err(core_error(e));
+        }
+    };
     let rep = entry.rep();
     let served = ctx.svc.serve(rep, &conditions(ctx.req.head)).await?;
     Ok(with_request_id(respond(

@@ -404,11 +404,16 @@ pub fn media_for(ctx: &Ctx<'_>, id: ObjectId) -> Result<ObjectRecord, ApiError> 
             ErrorKind::NotFound | ErrorKind::Forbidden => not_found("media"),
             _ => core_error(e),
         })?;
-    let mine = ctx.req.caller.user().is_some() && rec.owner.as_deref() == ctx.req.caller.user();
-    if rec.namespace != NAMESPACE || !mine {
+    if !is_callers_media(ctx, &rec) {
         return Err(not_found("media"));
     }
     Ok(ctx.svc.shown_to(&ctx.req.caller, rec))
+}
+
+/// Whether `rec` is a media item of the caller's own (the rule of [`media_for`]).
+pub fn is_callers_media(ctx: &Ctx<'_>, rec: &ObjectRecord) -> bool {
+    let mine = ctx.req.caller.user().is_some() && rec.owner.as_deref() == ctx.req.caller.user();
+    rec.namespace == NAMESPACE && mine
 }
 
 /// `page` and `per_page` of a list request (`page` from 1; `per_page` 1-100, larger
