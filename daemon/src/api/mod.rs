@@ -24,6 +24,8 @@ pub mod photobackup;
 pub mod pyblob;
 pub mod rhinobox;
 pub mod shares;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use crate::http::errors::ApiError;
 use crate::http::router::Mount;

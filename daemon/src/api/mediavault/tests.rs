@@ -1,74 +1,15 @@
 //! The Media Vault handlers and translations driven directly, with in-memory bodies
 //! and no socket.
 
-use ringbox_protocol::head::{parse_request_head, RequestHead, Status};
 use serde_json::{json, Value};
 
 use super::realtime::{handle, Reply, State};
 use super::{media, page_params, paged, render_envelope, webhooks};
-use crate::core::stream::MemoryStream;
+use crate::api::test_support::{call, header, json_of};
 use crate::core::test_support::{admin, user, with_services};
 use crate::core::{Caller, Local};
 use crate::http::errors::ApiError;
-use crate::http::request::{Ctx, Handler, HandlerResult, Params, Request};
-use crate::http::response::{Body, Response};
 use crate::store::{EventObject, EventRecord};
-
-fn head(raw: &str) -> RequestHead {
-    let mut h = RequestHead::new();
-    let status = parse_request_head(raw.as_bytes(), &ringbox_protocol::Limits::default(), &mut h);
-    assert!(matches!(status, Ok(Status::Complete(_))), "{raw:?}");
-    h
-}
-
-async fn call(
-    svc: &Local,
-    handler: Handler,
-    line: &str,
-    param: Option<&str>,
-    headers: &str,
-    body: &[u8],
-    caller: Caller,
-) -> HandlerResult {
-    let length = if body.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Length: {}\r\n", body.len())
-    };
-    let h = head(&format!(
-        "{line} HTTP/1.1\r\nHost: x\r\n{headers}{length}\r\n"
-    ));
-    let mut p = Params::default();
-    if let Some(v) = param {
-        p.push(std::borrow::Cow::Owned(v.to_string()));
-    }
-    let mut stream = MemoryStream::new(body.to_vec(), 7);
-    let ctx = Ctx {
-        svc,
-        req: Request {
-            head: &h,
-            params: p,
-            caller,
-            credential: None,
-        },
-        body: &mut stream,
-    };
-    handler(ctx).await
-}
-
-fn json_of(r: &Response) -> Value {
-    match &r.body {
-        Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
-        other => panic!("not a JSON body: {other:?}"),
-    }
-}
-
-fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| std::str::from_utf8(v.as_bytes()).unwrap())
-}
 
 fn form(filename: Option<&str>, fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     let b = "XyZbOuNdArY";

@@ -1,27 +1,14 @@
 //! The Metaclip handlers driven directly, with in-memory bodies and no socket.
 
-use ringbox_protocol::head::{parse_request_head, RequestHead, Status};
 use serde_json::{json, Value};
 
 use super::{files, items, render_detail};
-use crate::core::stream::MemoryStream;
+use crate::api::test_support::{self, bytes_of, header, json_of};
 use crate::core::test_support::{admin, user, with_services};
 use crate::core::{Caller, Local};
-use crate::http::request::{Ctx, Handler, HandlerResult, Params, Request};
-use crate::http::response::{BlobParts, BlobSource, Body, Response};
+use crate::http::request::{Handler, HandlerResult};
 
-fn head(raw: &str) -> RequestHead {
-    let mut h = RequestHead::new();
-    let status = parse_request_head(raw.as_bytes(), &ringbox_protocol::Limits::default(), &mut h);
-    assert!(
-        matches!(status, Ok(Status::Complete(_))),
-        "{raw:?}: {status:?}"
-    );
-    h
-}
-
-/// `method path` with `headers` and `body` (a Content-Length is added when there is
-/// a body), `param` as the route's `{item_id}`.
+/// The shared call, with the body in pieces of 5 bytes.
 async fn call(
     svc: &Local,
     handler: Handler,
@@ -31,54 +18,7 @@ async fn call(
     body: &[u8],
     caller: Caller,
 ) -> HandlerResult {
-    let length = if body.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Length: {}\r\n", body.len())
-    };
-    let h = head(&format!(
-        "{line} HTTP/1.1\r\nHost: x\r\n{headers}{length}\r\n"
-    ));
-    let mut p = Params::default();
-    if let Some(v) = param {
-        p.push(std::borrow::Cow::Owned(v.to_string()));
-    }
-    let mut stream = MemoryStream::new(body.to_vec(), 5);
-    let ctx = Ctx {
-        svc,
-        req: Request {
-            head: &h,
-            params: p,
-            caller,
-            credential: None,
-        },
-        body: &mut stream,
-    };
-    handler(ctx).await
-}
-
-fn json_of(r: &Response) -> Value {
-    match &r.body {
-        Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
-        other => panic!("not a JSON body: {other:?}"),
-    }
-}
-
-fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| std::str::from_utf8(v.as_bytes()).unwrap())
-}
-
-fn bytes_of(r: &Response) -> Vec<u8> {
-    match &r.body {
-        Body::Blob(BlobSource::Memory(data), BlobParts::Full(_)) => data.to_vec(),
-        Body::Blob(BlobSource::Memory(data), BlobParts::Single(range)) => {
-            data[range.start as usize..range.end as usize].to_vec()
-        }
-        other => panic!("unexpected body {other:?}"),
-    }
+    test_support::call_chunked(svc, handler, line, param, headers, body, caller, 5).await
 }
 
 async fn create(svc: &Local, body: Value) -> HandlerResult {

@@ -1,64 +1,14 @@
 //! The photobackup handlers driven directly, with in-memory bodies and no socket.
 
-use ringbox_protocol::head::{parse_request_head, RequestHead, Status};
-use serde_json::Value;
-
 use super::{images, library, render, thumbnails};
-use crate::core::stream::MemoryStream;
+use crate::api::test_support::{bytes_of, call, header, json_of};
 use crate::core::test_support::{admin, with_services};
-use crate::core::{Caller, Local};
+use crate::core::Local;
 use crate::http::errors::ApiError;
-use crate::http::request::{Ctx, Handler, HandlerResult, Params, Request};
-use crate::http::response::{BlobParts, BlobSource, Body, Response};
+use crate::http::request::HandlerResult;
 use crate::util::hex;
 
 const BOUNDARY: &str = "XyZpb0undary";
-
-fn head(raw: &str) -> RequestHead {
-    let mut h = RequestHead::new();
-    let status = parse_request_head(raw.as_bytes(), &ringbox_protocol::Limits::default(), &mut h);
-    assert!(
-        matches!(status, Ok(Status::Complete(_))),
-        "{raw:?}: {status:?}"
-    );
-    h
-}
-
-/// `line` with `headers` and `body`, `param` as the route's parameter.
-async fn call(
-    svc: &Local,
-    handler: Handler,
-    line: &str,
-    param: Option<&str>,
-    headers: &str,
-    body: &[u8],
-    caller: Caller,
-) -> HandlerResult {
-    let length = if body.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Length: {}\r\n", body.len())
-    };
-    let h = head(&format!(
-        "{line} HTTP/1.1\r\nHost: x\r\n{headers}{length}\r\n"
-    ));
-    let mut p = Params::default();
-    if let Some(v) = param {
-        p.push(std::borrow::Cow::Owned(v.to_string()));
-    }
-    let mut stream = MemoryStream::new(body.to_vec(), 7);
-    let ctx = Ctx {
-        svc,
-        req: Request {
-            head: &h,
-            params: p,
-            caller,
-            credential: None,
-        },
-        body: &mut stream,
-    };
-    handler(ctx).await
-}
 
 /// A form with one part `field` (file name `filename`) holding `data`.
 fn form(field: &str, filename: Option<&str>, data: &[u8]) -> Vec<u8> {
@@ -101,27 +51,6 @@ async fn get_image(svc: &Local, sha: &str) -> HandlerResult {
         admin(),
     )
     .await
-}
-
-fn json_of(r: &Response) -> Value {
-    match &r.body {
-        Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
-        other => panic!("not a JSON body: {other:?}"),
-    }
-}
-
-fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| std::str::from_utf8(v.as_bytes()).unwrap())
-}
-
-fn bytes_of(r: &Response) -> Vec<u8> {
-    match &r.body {
-        Body::Blob(BlobSource::Memory(data), BlobParts::Full(_)) => data.to_vec(),
-        other => panic!("unexpected body {other:?}"),
-    }
 }
 
 /// A small real PNG (`w` x `h`, one colour per seed).
